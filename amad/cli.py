@@ -1,0 +1,33 @@
+"""Entry-point wrapper for stage scripts: logging, and one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from amad.errors import AmadError
+
+
+def setup_logging() -> None:
+    level = os.environ.get("AMAD_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "urllib3", "filelock", "matplotlib", "PIL", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run ``main``; user-fixable errors print ``error: <message>`` and exit 2, Ctrl-C exits 130."""
+    setup_logging()
+    try:
+        main()
+    except AmadError as err:
+        message = " ".join(str(err).split())
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        sys.exit(130)

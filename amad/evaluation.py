@@ -1,0 +1,111 @@
+"""Generate predictions for a task's test examples and score them with the task's official metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from amad.errors import DataError
+from amad.models.base import DistillModel
+from amad.training.progress import Progress
+from amad.types import Example
+
+log = logging.getLogger(__name__)
+
+HEADLINE = {"vqa": "accuracy", "caption": "CIDEr", "translation": "BLEU/test2016"}
+CAPTION_NAMES = {
+    "Bleu_1": "BLEU-1",
+    "Bleu_2": "BLEU-2",
+    "Bleu_3": "BLEU-3",
+    "Bleu_4": "BLEU-4",
+    "METEOR": "METEOR",
+    "ROUGE_L": "ROUGE-L",
+    "CIDEr": "CIDEr",
+    "SPICE": "SPICE",
+}
+TRANSLATION_SPLITS = {"test2016": "test_2016_flickr", "test2017": "test_2017_flickr", "test2018": "test_2018_flickr"}
+
+
+@torch.no_grad()
+def predict(
+    model: DistillModel,
+    examples: Sequence[Example],
+    visual: Any,
+    *,
+    batch_size: int,
+    num_beams: int,
+    max_new_tokens: int,
+    progress: bool = True,
+    desc: str = "predict",
+) -> dict[str, str]:
+    """uid -> generated string, in batches, with the model in eval mode."""
+    if not examples:
+        raise DataError("no evaluation examples: check the data stage outputs and data.* sizes in params.yaml")
+    model.eval()
+    device = next(model.parameters()).device
+    out: dict[str, str] = {}
+    n_batches = (len(examples) + batch_size - 1) // batch_size
+    bar = Progress(n_batches, desc, every=max(1, n_batches // 5), enabled=progress)
+    for start in range(0, len(examples), batch_size):
+        chunk = list(examples[start : start + batch_size])
+        batch = model.collate(chunk, visual, train=False).to(device)
+        texts = model.generate(batch, num_beams=num_beams, max_new_tokens=max_new_tokens)
+        for example, text in zip(chunk, texts, strict=True):
+            out[example.uid] = text
+        bar.update(1)
+    bar.close()
+    return out
+
+
+def score(task: str, examples: Sequence[Example], predictions: dict[str, str], split_name: str = "") -> dict:
+    """The task's metrics for ``predictions`` (uid -> text) against the examples' references."""
+    from amad import metrics
+
+    if task == "vqa":
+        answers = {ex.uid: list(ex.references) for ex in examples}
+        types = {ex.uid: ex.answer_type for ex in examples if ex.answer_type}
+        result = metrics.vqa_accuracy(predictions, answers, types or None)
+        return {("accuracy" if k == "overall" else f"accuracy/{k}"): v for k, v in result.items()}
+    if task == "caption":
+        refs = {ex.uid: list(ex.references) for ex in examples}
+        result = metrics.caption_metrics(predictions, refs)
+        return {CAPTION_NAMES[k]: v for k, v in result.items() if k in CAPTION_NAMES}
+    if task == "translation":
+        hyps = [predictions[ex.uid] for ex in examples]
+        refs = [ex.references[0] for ex in examples]
+        result = metrics.translation_metrics(hyps, refs)
+        suffix = f"/{split_name}" if split_name else ""
+        return {
+            f"BLEU{suffix}": result["bleu"],
+            f"BLEU-lc{suffix}": result["bleu_lc"],
+            f"signature{suffix}": result["signature"],
+        }
+    raise DataError(f"unknown task {task!r}: expected vqa, caption or translation")
+
+
+@torch.no_grad()
+def attention_example(model: DistillModel, example: Example, visual: Any) -> dict[str, np.ndarray]:
+    """The last layer of every attention kind for one example: name '<kind>/<layer>' -> (H, Q, K)."""
+    from amad.capture import CaptureSpec
+
+    model.eval()
+    device = next(model.parameters()).device
+    layout = model.attention_layout()
+    spec = CaptureSpec(layers={kind: [n_layers - 1] for kind, (n_layers, _) in layout.items()})
+    batch = model.collate([example], visual, train=False).to(device)
+    out = model(batch, capture=spec)
+    arrays = {}
+    for (kind, layer), probs in out.attentions.probs.items():
+        q_mask = out.attentions.query_mask.get(kind)
+        k_mask = out.attentions.key_mask.get(kind)
+        maps = probs[0].float()  # (H, Q, K)
+        if q_mask is not None:
+            maps = maps[:, q_mask[0].bool()]
+        if k_mask is not None:
+            maps = maps[:, :, k_mask[0].bool()]
+        arrays[f"{kind}/{layer}"] = maps.cpu().numpy()
+    return arrays

@@ -1,0 +1,180 @@
+"""Typed, strict views of params.yaml sections, validated together before any stage does work."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from amad.config import TrainConfig, check_preset, from_dict, parse_setup, section
+from amad.errors import ConfigError
+from amad.training.terms import Term, parse_method
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteConfig:
+    setups: tuple[str, ...]
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSize:
+    n_train: int
+    n_val: int
+    n_test: int
+    max_words: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerConfig:
+    vocab_size: int
+    source: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    scale: str
+    mirror: str
+    multi30k: str
+    seed: int
+    vqa: TaskSize
+    caption: TaskSize
+    translation: TaskSize
+    tokenizer: TokenizerConfig
+
+    def __post_init__(self) -> None:
+        if self.scale not in ("mini", "paper"):
+            raise ConfigError(f"data.scale must be mini or paper, got {self.scale!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturesConfig:
+    grid: int
+    image_size: int
+    batch_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherSetup:
+    size: str | dict
+    init_from: str = ""
+    train: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentSetup:
+    size: str | dict
+    heads: int | None = None
+    init: str = "random"
+    init_from: str = ""
+
+    def __post_init__(self) -> None:
+        if self.init not in ("random", "pretrained", "teacher"):
+            raise ConfigError(f"student init must be random, pretrained or teacher, got {self.init!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig:
+    train: TrainConfig
+    layer_map: str
+    kinds: dict[str, tuple[str, ...]]
+    methods: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    batch_size: int
+    num_beams: int
+    max_new_tokens: dict[str, int]
+    latency_batch: int = 8
+
+
+def merged_train(base: TrainConfig, override: Mapping[str, Any], where: str) -> TrainConfig:
+    data = dataclasses.asdict(base) | dict(override)
+    return from_dict(TrainConfig, data, where)
+
+
+def suite(params: Mapping[str, Any]) -> SuiteConfig:
+    cfg = from_dict(SuiteConfig, section(params, "suite"), "suite")
+    for setup in cfg.setups:
+        parse_setup(setup)
+    methods = section(params, "distill.methods")
+    for method in cfg.methods:
+        if method not in methods:
+            from amad.registry import Registry
+
+            reg: Registry[str] = Registry("method")
+            for name in methods:
+                reg.add(name, name)
+            reg.get(method)  # raises with near matches
+    return cfg
+
+
+def data(params: Mapping[str, Any]) -> DataConfig:
+    return from_dict(DataConfig, section(params, "data"), "data")
+
+
+def features(params: Mapping[str, Any]) -> FeaturesConfig:
+    return from_dict(FeaturesConfig, section(params, "features"), "features")
+
+
+def teacher_setup(params: Mapping[str, Any], setup: str) -> tuple[TeacherSetup, TrainConfig]:
+    parse_setup(setup)
+    raw = section(params, "teacher.setups")
+    if setup not in raw:
+        raise ConfigError(f"teacher.setups has no entry for {setup!r}: add one (see configs/presets/mini.yaml)")
+    cfg = from_dict(TeacherSetup, raw[setup], f"teacher.setups.{setup}")
+    base = from_dict(TrainConfig, section(params, "teacher.train"), "teacher.train")
+    return cfg, merged_train(base, cfg.train, f"teacher.setups.{setup}.train")
+
+
+def student_setup(params: Mapping[str, Any], setup: str) -> StudentSetup:
+    parse_setup(setup)
+    raw = section(params, "student.setups")
+    if setup not in raw:
+        raise ConfigError(f"student.setups has no entry for {setup!r}: add one (see configs/presets/mini.yaml)")
+    return from_dict(StudentSetup, raw[setup], f"student.setups.{setup}")
+
+
+def distill(params: Mapping[str, Any]) -> DistillConfig:
+    cfg = from_dict(DistillConfig, section(params, "distill"), "distill")
+    if cfg.layer_map not in ("uniform", "last"):
+        raise ConfigError(f"distill.layer_map must be uniform or last, got {cfg.layer_map!r}")
+    return cfg
+
+
+def method_terms(params: Mapping[str, Any], method: str) -> tuple[Term, ...]:
+    methods = section(params, "distill.methods")
+    if method not in methods:
+        suite(params)  # produces the near-match error
+        raise ConfigError(f"unknown method {method!r}: define it under distill.methods")
+    return parse_method(method, methods[method])
+
+
+def evaluate(params: Mapping[str, Any]) -> EvalConfig:
+    return from_dict(EvalConfig, section(params, "evaluate"), "evaluate")
+
+
+TOP_LEVEL = ("preset", "suite", "data", "features", "teacher", "student", "distill", "evaluate", "report")
+
+
+def validate_all(params: Mapping[str, Any]) -> SuiteConfig:
+    """Check every section up front so a typo fails before any work starts."""
+    for key in params:
+        if key not in TOP_LEVEL:
+            from amad.config import _near
+
+            raise ConfigError(f"unknown top-level key {key!r} in params.yaml{_near(str(key), list(TOP_LEVEL))}")
+    check_preset(section(params, "preset"))
+    cfg = suite(params)
+    data(params)
+    features(params)
+    distill(params)
+    evaluate(params)
+    for setup in cfg.setups:
+        teacher_setup(params, setup)
+        student_setup(params, setup)
+    for method in cfg.methods:
+        method_terms(params, method)
+    return cfg

@@ -1,0 +1,229 @@
+"""The teacher, distill and evaluate stages (the stage scripts only parse argv and call these)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from amad import evaluation
+from amad.config import parse_setup
+from amad.models import load_model
+from amad.models.base import DistillModel
+from amad.models.cost import count_parameters, measure_latency
+from amad.pipeline import params as P
+from amad.pipeline import setups as S
+from amad.pipeline.io import atomic_dir, save_npz
+from amad.pipeline.layout import DataLayout
+from amad.training import checkpoint as ckpt
+from amad.training.loop import train
+from amad.training.run_info import collect, write_json
+from amad.training.seed import seed_everything
+from amad.training.step import plan_capture
+from amad.training.terms import Term, attention_terms, needs_teacher
+
+log = logging.getLogger(__name__)
+
+
+def _data_sizes(params: dict) -> dict:
+    return dataclasses.asdict(P.data(params))
+
+
+def _save_model(model: DistillModel, directory: Path) -> None:
+    atomic_dir(directory, lambda tmp: model.save_pretrained(str(tmp)))
+
+
+def _attention_example(model: DistillModel, layout: DataLayout, task: str, scale: str, visual: Any, path: Path):
+    first = next(iter(S.test_sets(layout, task, scale).values()))[0]
+    save_npz(path, evaluation.attention_example(model, first, visual))
+
+
+def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, eval_out: str, progress: bool = True) -> None:
+    P.validate_all(params)
+    family, task = parse_setup(setup)
+    cfg, train_cfg = P.teacher_setup(params, setup)
+    data_cfg = P.data(params)
+    layout, out = DataLayout(Path(data_root), P.data(params).scale), Path(out_dir)
+    visual = S.visual_store(layout, family, task)
+    examples = S.train_examples(layout, task, data_cfg.scale)
+    seed_everything(data_cfg.seed)
+    model = S.build_teacher(params, setup, layout, visual)
+    stage_params = {
+        "teacher": dataclasses.asdict(cfg),
+        "train": dataclasses.asdict(train_cfg),
+        "data": _data_sizes(params),
+    }
+    fp = ckpt.fingerprint({"stage": "teacher", "setup": setup, **stage_params})
+    result = train(
+        model,
+        examples,
+        visual,
+        train_cfg,
+        terms=(Term("task", 1.0),),
+        seed=data_cfg.seed,
+        work_dir=out,
+        run_fingerprint=fp,
+        progress=progress,
+        desc=f"teacher {setup}",
+    )
+    _save_model(model, out / "model")
+    _attention_example(model, layout, task, data_cfg.scale, visual, out / "attention_example.npz")
+    info = collect(stage_params, data_cfg.seed, setup=setup, steps=result.steps, train_seconds=result.seconds)
+    write_json(out / "run_info.json", info)
+    evaluate_model(params, model, setup, "teacher", None, layout, Path(eval_out), run_dir=out)
+    ckpt.clear_state(out / "checkpoint")
+
+
+def run_distill(
+    params: dict,
+    setup: str,
+    method: str,
+    seed: int,
+    data_root: str,
+    teacher_dir: str,
+    out_dir: str,
+    progress: bool = True,
+) -> None:
+    P.validate_all(params)
+    family, task = parse_setup(setup)
+    terms = P.method_terms(params, method)
+    dcfg = P.distill(params)
+    data_cfg = P.data(params)
+    layout, out = DataLayout(Path(data_root), P.data(params).scale), Path(out_dir)
+    teacher = S.load_teacher(teacher_dir)
+    visual = S.visual_store(layout, family, task)
+    examples = S.train_examples(layout, task, data_cfg.scale)
+    seed_everything(seed)
+    student = S.build_student(params, setup, layout, visual, teacher)
+    kinds = dcfg.kinds.get(family, ()) if attention_terms(terms) else ()
+    plan = plan_capture(student, teacher, tuple(kinds), dcfg.layer_map)
+    stage_params = {
+        "method": method,
+        "terms": [dataclasses.asdict(t) for t in terms],
+        "student": dataclasses.asdict(P.student_setup(params, setup)),
+        "distill": {"train": dataclasses.asdict(dcfg.train), "layer_map": dcfg.layer_map, "kinds": list(kinds)},
+        "data": _data_sizes(params),
+    }
+    fp = ckpt.fingerprint({"stage": "distill", "setup": setup, "seed": seed, **stage_params})
+    result = train(
+        student,
+        examples,
+        visual,
+        dcfg.train,
+        terms=terms,
+        seed=seed,
+        work_dir=out,
+        run_fingerprint=fp,
+        teacher=teacher if needs_teacher(terms) else None,
+        plan=plan,
+        progress=progress,
+        desc=f"distill {setup} {method} s{seed}",
+    )
+    _save_model(student, out / "model")
+    save_npz(out / "alignment.npz", result.alignment)  # empty for methods without an alignment
+    _attention_example(student, layout, task, data_cfg.scale, visual, out / "attention_example.npz")
+    info = collect(
+        stage_params,
+        seed,
+        setup=setup,
+        steps=result.steps,
+        train_seconds=result.seconds,
+        resumed_from_step=result.resumed_from,
+        final_losses=result.last_parts,
+        capture_pairs=[list(p) for p in plan.pairs],
+        loss_versions={t.name: getattr(_loss(t.name), "version", None) for t in terms if t.name != "task"},
+    )
+    write_json(out / "run_info.json", info)
+    ckpt.clear_state(out / "checkpoint")
+
+
+def _loss(name: str):
+    from amad import losses
+
+    return losses.get(name)
+
+
+def run_evaluate(params: dict, setup: str, method: str, seed: int, data_root: str, run_dir: str, out: str) -> None:
+    P.validate_all(params)
+    model = load_model(Path(run_dir) / "model")
+    evaluate_model(
+        params,
+        model,
+        setup,
+        method,
+        seed,
+        DataLayout(Path(data_root), P.data(params).scale),
+        Path(out),
+        run_dir=Path(run_dir),
+    )
+
+
+def evaluate_model(
+    params: dict,
+    model: DistillModel,
+    setup: str,
+    method: str,
+    seed: int | None,
+    layout: DataLayout,
+    out: Path,
+    *,
+    run_dir: Path,
+    predictions_out: Path | None = None,
+) -> dict:
+    """Score ``model`` on the task's test sets and write the eval JSON the report stage reads."""
+    family, task = parse_setup(setup)
+    ecfg, data_cfg = P.evaluate(params), P.data(params)
+    visual = S.visual_store(layout, family, task)
+    metrics: dict[str, Any] = {}
+    predictions: dict[str, dict[str, str]] = {}
+    signature = None
+    for name, examples in S.test_sets(layout, task, data_cfg.scale).items():
+        preds = evaluation.predict(
+            model,
+            examples,
+            visual,
+            batch_size=ecfg.batch_size,
+            num_beams=ecfg.num_beams,
+            max_new_tokens=ecfg.max_new_tokens[task],
+            desc=f"eval {setup} {method} {name}",
+        )
+        scores = evaluation.score(task, examples, preds, name if task == "translation" else "")
+        signature = scores.pop(f"signature/{name}", signature)
+        metrics.update(scores)
+        predictions[name] = preds
+    first = next(iter(S.test_sets(layout, task, data_cfg.scale).values()))
+    latency_batch = model.collate(first[: ecfg.latency_batch], visual, train=False)
+    cost = {"params": count_parameters(model.model)} | measure_latency(model, latency_batch, repeats=3, warmup=1)
+    layout_info = model.attention_layout()
+    main_kind = next(iter(layout_info))
+    terms = P.method_terms(params, method) if method != "teacher" else ()
+    tau = next((t.options.get("tau") for t in terms if "amad" in t.name), None)
+    run = f"{setup}-teacher" if method == "teacher" else f"{setup}-{method}-s{seed}"
+    info = collect({}, seed)
+    record = {
+        "run": run,
+        "role": "teacher" if method == "teacher" else "student",
+        "family": family,
+        "task": task,
+        "method": method,
+        "seed": seed,
+        "preset": params.get("preset"),
+        "metrics": metrics,
+        "headline": evaluation.HEADLINE[task],
+        "cost": cost,
+        "model": {
+            "layers": {k: list(v) for k, v in layout_info.items()},
+            "heads": layout_info[main_kind][1],
+            "size": str(
+                P.teacher_setup(params, setup)[0].size if method == "teacher" else P.student_setup(params, setup).size
+            ),
+        },
+        "distill": {"tau": tau, "loss_terms": {t.name: t.weight for t in terms}} if terms else None,
+        "git_sha": info["git"]["sha"],
+        "signature": signature,
+    }
+    write_json(out, record)
+    write_json(predictions_out or out.parent.parent / "predictions" / out.name, predictions)
+    log.info("%s: %s", run, {k: v for k, v in metrics.items() if isinstance(v, float)})
+    return record

@@ -1,0 +1,46 @@
+"""Switch the active preset: ``python -m amad.preset paper`` rewrites params.yaml from configs/presets/paper.yaml.
+
+``python -m amad.preset`` with no argument prints the active preset and the available ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import yaml
+
+from amad.config import PRESETS, check_preset, load_params
+from amad.pipeline.params import validate_all
+
+PRESET_DIR = Path("configs/presets")
+
+
+def use(name: str, params_path: Path = Path("params.yaml"), preset_dir: Path = PRESET_DIR) -> Path:
+    """Copy the preset over params.yaml after validating it; returns the params path."""
+    check_preset(name)
+    source = preset_dir / f"{name}.yaml"
+    validate_all(load_params(source))
+    tmp = params_path.with_name(f".{params_path.name}.tmp-{os.getpid()}")
+    tmp.write_text(source.read_text())
+    os.replace(tmp, params_path)
+    return params_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", nargs="?", help=f"one of {', '.join(PRESETS)}")
+    args = parser.parse_args()
+    if args.name is None:
+        active = yaml.safe_load(Path("params.yaml").read_text()).get("preset")
+        print(f"active preset: {active} (available: {', '.join(PRESETS)})")
+        return
+    use(args.name)
+    print(f"params.yaml now holds the {args.name!r} preset; run `dvc repro`")
+
+
+if __name__ == "__main__":
+    from amad.cli import run_stage
+
+    run_stage(main)

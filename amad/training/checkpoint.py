@@ -1,0 +1,54 @@
+"""Resumable training state: written atomically every N steps, ignored when the run's fingerprint differs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from amad.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+STATE_FILE = "state.pt"
+
+
+def fingerprint(config: Any) -> str:
+    """A stable hash of everything that defines a run (params, seed, data sizes)."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def save_state(directory: str | Path, state: dict[str, Any]) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{STATE_FILE}.tmp-{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, directory / STATE_FILE)
+
+
+def load_state(directory: str | Path, expected_fingerprint: str) -> dict[str, Any] | None:
+    """The saved state if it belongs to this run, else None (a stale checkpoint is ignored with a log line)."""
+    path = Path(directory) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a torn or foreign file
+        raise CheckpointError(
+            f"resume checkpoint {path} is unreadable ({type(err).__name__}): delete it and rerun"
+        ) from None
+    if state.get("fingerprint") != expected_fingerprint:
+        log.info("ignoring checkpoint %s: it belongs to a run with other params", path)
+        return None
+    return state
+
+
+def clear_state(directory: str | Path) -> None:
+    path = Path(directory) / STATE_FILE
+    if path.exists():
+        path.unlink()

@@ -1,0 +1,206 @@
+"""One training loop for every family, task and method, on accelerate.
+
+The loop is deterministic given the seed: the example order of epoch e is a permutation drawn from a generator
+seeded with (seed, e), and the RNG state (dropout) is saved in every checkpoint. A run killed part-way and
+started again resumes from its last checkpoint and reaches the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from dvclive import Live
+from transformers import get_linear_schedule_with_warmup
+
+from amad.config import TrainConfig
+from amad.errors import DataError
+from amad.models.base import DistillModel
+from amad.training import checkpoint as ckpt
+from amad.training.progress import Progress
+from amad.training.seed import rng_state, seed_everything, set_rng_state
+from amad.training.step import CapturePlan, alignment_stats, distill_step
+from amad.training.terms import Term
+from amad.types import Example
+
+log = logging.getLogger(__name__)
+NO_DECAY = ("bias", "norm", "layer_norm", "layernorm")
+CRASH_ENV = "AMAD_CRASH_AFTER_STEP"  # testing hook: SIGKILL the process right after checkpointing this step
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    resumed_from: int
+    last_parts: dict[str, float] = field(default_factory=dict)
+    alignment: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    cuda = torch.cuda.is_available()
+    return Accelerator(
+        cpu=not cuda,
+        mixed_precision=cfg.mixed_precision if cuda else "no",
+        gradient_accumulation_steps=cfg.grad_accum,
+    )
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if any(k in name.lower() for k in NO_DECAY) else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n, generator=gen).tolist()
+
+
+def _trim_live(live_dir: Path, keep_below: int) -> None:
+    """Drop DVCLive step rows >= keep_below (logged after the checkpoint we resume from)."""
+    for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
+        lines = tsv.read_text().splitlines()
+        kept = [lines[0]] + [ln for ln in lines[1:] if int(ln.split("\t")[0]) < keep_below]
+        tsv.write_text("\n".join(kept) + "\n")
+
+
+def train(
+    student: DistillModel,
+    examples: Sequence[Example],
+    visual: Any,
+    cfg: TrainConfig,
+    *,
+    terms: tuple[Term, ...],
+    seed: int,
+    work_dir: str | Path,
+    run_fingerprint: str,
+    teacher: DistillModel | None = None,
+    plan: CapturePlan | None = None,
+    progress: bool = True,
+    desc: str = "train",
+    on_log: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train ``student`` in place. ``work_dir`` holds ``checkpoint/`` (resume state) and ``dvclive/``."""
+    if not examples:
+        raise DataError("no training examples: check the data stage outputs and data.* sizes in params.yaml")
+    plan = plan or CapturePlan()
+    work_dir = Path(work_dir)
+    ckpt_dir, live_dir = work_dir / "checkpoint", work_dir / "dvclive"
+    accelerator = make_accelerator(cfg)
+    seed_everything(seed)
+
+    micro_per_epoch = math.ceil(len(examples) / cfg.batch_size)
+    total_steps = math.ceil(micro_per_epoch * cfg.epochs / cfg.grad_accum)
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    total_micro = total_steps * cfg.grad_accum
+
+    optimizer = torch.optim.AdamW(_param_groups(student, cfg.weight_decay), lr=cfg.lr, eps=1e-6)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_steps), total_steps)
+
+    state = ckpt.load_state(ckpt_dir, run_fingerprint)
+    start_micro, step, early = 0, 0, {}
+    if state is not None:
+        student.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        start_micro, step, early = state["micro_step"], state["step"], state.get("early_alignment", {})
+        log.info("%s: resuming from step %d/%d", desc, step, total_steps)
+        _trim_live(live_dir, keep_below=step // cfg.log_every)
+
+    student, optimizer, scheduler = accelerator.prepare(student, optimizer, scheduler)
+    if teacher is not None:
+        teacher.to(accelerator.device).eval().requires_grad_(False)
+    student.train()
+
+    rank, world = accelerator.process_index, accelerator.num_processes
+    live = None
+    if accelerator.is_main_process:
+        live = Live(str(live_dir), resume=state is not None, dvcyaml=None, save_dvc_exp=False, report=None)
+        live.step = step // cfg.log_every
+    bar = Progress(total_steps, desc, initial=step, every=cfg.log_every, enabled=progress and live is not None)
+    started, last_parts, late = time.perf_counter(), {}, {}
+    crash_at = int(os.environ.get(CRASH_ENV, "0") or 0)
+    order: list[int] = []
+    order_epoch = -1
+
+    for micro in range(start_micro, total_micro):
+        epoch, index = divmod(micro, micro_per_epoch)
+        if epoch != order_epoch:
+            order, order_epoch = _epoch_order(len(examples), seed, epoch), epoch
+        ids = order[index * cfg.batch_size : (index + 1) * cfg.batch_size][rank::world]
+        unwrapped = accelerator.unwrap_model(student)
+        batch = unwrapped.collate([examples[i] for i in ids], visual, train=True).to(accelerator.device)
+        with accelerator.accumulate(student), accelerator.autocast():
+            result = distill_step(unwrapped if world == 1 else student, teacher, batch, terms, plan)
+            accelerator.backward(result.total)
+            if accelerator.sync_gradients and cfg.clip > 0:
+                accelerator.clip_grad_norm_(student.parameters(), cfg.clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        if not accelerator.sync_gradients:
+            continue
+        step += 1
+        parts = {name: float(value.detach()) for name, value in result.parts.items()}
+        parts["loss"] = float(result.total.detach())
+        last_parts = parts
+        if step % cfg.log_every == 0 or step == total_steps:
+            stats = alignment_stats(result, terms, plan) if plan.pairs else {}
+            if stats:
+                parts["alignment_entropy"] = float(stats.pop("entropy"))
+                if not early:
+                    early = {k: v.numpy() for k, v in stats.items()}
+                late = {k: v.numpy() for k, v in stats.items()}
+            if live is not None and step % cfg.log_every == 0:
+                for name, value in parts.items():
+                    live.log_metric(f"train/{name}", value)
+                live.log_metric("train/lr", scheduler.get_last_lr()[0])
+                live.next_step()
+            if on_log is not None:
+                on_log(step, parts)
+        bar.update(1, loss=parts["loss"])
+        if step % cfg.checkpoint_every == 0 and step < total_steps:
+            if accelerator.is_main_process:
+                ckpt.save_state(
+                    ckpt_dir,
+                    {
+                        "fingerprint": run_fingerprint,
+                        "model": accelerator.unwrap_model(student).state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "rng": rng_state(),
+                        "micro_step": micro + 1,
+                        "step": step,
+                        "early_alignment": early,
+                    },
+                )
+            accelerator.wait_for_everyone()
+            if crash_at and step == crash_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+    bar.close()
+    if live is not None:
+        live.end()
+    alignment = {f"early/{k}": v for k, v in early.items()} | {f"late/{k}": v for k, v in late.items()}
+    return TrainResult(
+        steps=step,
+        seconds=time.perf_counter() - started,
+        resumed_from=state["step"] if state else 0,
+        last_parts=last_parts,
+        alignment=alignment,
+    )

@@ -1,0 +1,154 @@
+"""One distillation step: student forward, frozen teacher forward, and the named loss parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from amad import losses
+from amad.capture import CaptureSpec
+from amad.capture.mapping import map_layers
+from amad.errors import ConfigError
+from amad.models.base import DistillModel
+from amad.training.terms import LOGIT_TERM, TASK_TERM, Term, attention_terms, needs_teacher
+from amad.types import AttentionMaps, Batch
+
+AMAD_ALIGNED = ("amad_kl", "amad_l2", "amad_token_kl")
+
+
+@dataclass(frozen=True)
+class CapturePlan:
+    """Which (kind, student layer, teacher layer) triples the attention terms compare."""
+
+    pairs: tuple[tuple[str, int, int], ...] = ()
+    student_heads: dict[str, int] = field(default_factory=dict)
+    teacher_heads: dict[str, int] = field(default_factory=dict)
+
+    def student_spec(self) -> CaptureSpec | None:
+        return _spec([(k, s) for k, s, _ in self.pairs])
+
+    def teacher_spec(self) -> CaptureSpec | None:
+        return _spec([(k, t) for k, _, t in self.pairs])
+
+
+def _spec(items: list[tuple[str, int]]) -> CaptureSpec | None:
+    if not items:
+        return None
+    layers: dict[str, list[int]] = {}
+    for kind, layer in items:
+        layers.setdefault(kind, [])
+        if layer not in layers[kind]:
+            layers[kind].append(layer)
+    return CaptureSpec(layers=layers)
+
+
+def plan_capture(
+    student: DistillModel,
+    teacher: DistillModel | None,
+    kinds: tuple[str, ...],
+    layer_map: str,
+    pairs: list[tuple[int, int]] | None = None,
+) -> CapturePlan:
+    """Map student layers to teacher layers for every requested attention kind."""
+    if teacher is None or not kinds:
+        return CapturePlan()
+    s_layout, t_layout = student.attention_layout(), teacher.attention_layout()
+    triples = []
+    for kind in kinds:
+        for name, layout in (("student", s_layout), ("teacher", t_layout)):
+            if kind not in layout:
+                raise ConfigError(
+                    f"attention kind {kind!r} does not exist in the {name} ({student.family}); "
+                    f"it has {', '.join(sorted(layout))}: fix distill.kinds.{student.family}"
+                )
+        for s_layer, t_layer in map_layers(layer_map, t_layout[kind][0], s_layout[kind][0], pairs=pairs):
+            triples.append((kind, s_layer, t_layer))
+    return CapturePlan(
+        pairs=tuple(triples),
+        student_heads={k: s_layout[k][1] for k in kinds},
+        teacher_heads={k: t_layout[k][1] for k in kinds},
+    )
+
+
+def _attention_options(term: Term, student_heads: int, teacher_heads: int) -> dict:
+    options = dict(term.options)
+    if term.name in ("one_to_one_kl", "one_to_one_mse"):
+        choice = options.pop("teacher_heads", "first")
+        if choice == "first":  # the paper's baseline: surplus teacher heads are dropped
+            options["teacher_heads"] = list(range(student_heads)) if teacher_heads != student_heads else None
+        elif choice is not None:
+            options["teacher_heads"] = list(choice)
+    return options
+
+
+@dataclass
+class StepResult:
+    total: torch.Tensor
+    parts: dict[str, torch.Tensor]
+    student_maps: AttentionMaps
+    teacher_maps: AttentionMaps
+
+
+def distill_step(
+    student: DistillModel,
+    teacher: DistillModel | None,
+    batch: Batch,
+    terms: tuple[Term, ...],
+    plan: CapturePlan,
+) -> StepResult:
+    """Compute every unweighted loss part and their weighted total for one batch."""
+    attn_terms = attention_terms(terms)
+    s_out = student(batch, capture=plan.student_spec() if attn_terms else None)
+    parts: dict[str, torch.Tensor] = {TASK_TERM: s_out.loss}
+    t_maps = AttentionMaps()
+    if needs_teacher(terms):
+        if teacher is None:
+            raise ConfigError("this method distils from a teacher, but no teacher was given")
+        with torch.no_grad():
+            t_out = teacher(batch, capture=plan.teacher_spec() if attn_terms else None)
+        t_maps = t_out.attentions
+        for term in terms:
+            if term.name == LOGIT_TERM:
+                parts[LOGIT_TERM] = losses.logit_kd(
+                    s_out.logits, t_out.logits.to(s_out.logits.dtype), mask=s_out.target_mask, **term.options
+                )
+    for term in attn_terms:
+        fn = losses.get(term.name)
+        values = []
+        for kind, s_layer, t_layer in plan.pairs:
+            options = _attention_options(term, plan.student_heads[kind], plan.teacher_heads[kind])
+            values.append(
+                fn(
+                    s_out.attentions.probs[(kind, s_layer)],
+                    t_maps.probs[(kind, t_layer)],
+                    query_mask=s_out.attentions.query_mask.get(kind),
+                    key_mask=s_out.attentions.key_mask.get(kind),
+                    **options,
+                )
+            )
+        parts[term.name] = torch.stack(values).mean()  # mean over (kind, layer pair)
+    total = sum(t.weight * parts[t.name] for t in terms if t.name in parts)
+    return StepResult(total=total, parts=parts, student_maps=s_out.attentions, teacher_maps=t_maps)
+
+
+@torch.no_grad()
+def alignment_stats(result: StepResult, terms: tuple[Term, ...], plan: CapturePlan) -> dict[str, torch.Tensor]:
+    """Batch-mean AMAD alignment matrices (Ht, Hs) per (kind, student layer) and their mean entropy (nats)."""
+    tau = next((t.options.get("tau", 1.0) for t in terms if t.name in AMAD_ALIGNED), None)
+    if tau is None:
+        return {}
+    out: dict[str, torch.Tensor] = {}
+    entropies = []
+    for kind, s_layer, t_layer in plan.pairs:
+        a = losses.alignment(
+            result.student_maps.probs[(kind, s_layer)].detach(),
+            result.teacher_maps.probs[(kind, t_layer)],
+            tau=tau,
+            query_mask=result.student_maps.query_mask.get(kind),
+            key_mask=result.student_maps.key_mask.get(kind),
+        )  # (B, Ht, Hs)
+        entropies.append(-(a * a.clamp_min(1e-12).log()).sum(-1).mean())  # (B, Ht, Hs) -> scalar
+        out[f"{kind}/{s_layer}"] = a.float().mean(0).cpu()  # (Ht, Hs)
+    out["entropy"] = torch.stack(entropies).mean().cpu()
+    return out

@@ -1,0 +1,18 @@
+"""DVC stage: build (mini) or fetch (paper) the raw data and the tokenizer."""
+
+import argparse
+
+from amad.cli import run_stage
+from amad.config import load_params
+from amad.pipeline.data_stages import run_download
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True, help="data root (outputs go to <data>/raw and <data>/tokenizer)")
+    args = parser.parse_args()
+    run_download(load_params(), args.data)
+
+
+if __name__ == "__main__":
+    run_stage(main)

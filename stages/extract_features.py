@@ -1,0 +1,19 @@
+"""DVC stage: VL-T5 visual features (h5) and the BLIP image cache for one task."""
+
+import argparse
+
+from amad.cli import run_stage
+from amad.config import load_params
+from amad.pipeline.data_stages import run_extract
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--data", required=True)
+    args = parser.parse_args()
+    run_extract(load_params(), args.task, args.data)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,25 @@
+"""DVC stage: paper-style tables, the cost table, plots and reports/summary.json from all eval results."""
+
+import argparse
+
+from amad.cli import run_stage
+from amad.config import load_params, section
+from amad.pipeline.params import validate_all
+from amad.reporting import build_report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--results", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--published", required=True, help="hand-filled paper numbers (reports/published.yaml)")
+    args = parser.parse_args()
+    params = load_params()
+    validate_all(params)
+    build_report(
+        args.results, args.out, published_path=args.published, baseline_method=section(params, "report.baseline")
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,21 @@
+"""DVC stage: train (mini) or fine-tune (paper) the teacher of one family-task setup, then evaluate it."""
+
+import argparse
+
+from amad.cli import run_stage
+from amad.config import load_params
+from amad.pipeline.train_stages import run_teacher
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--setup", required=True, help="family-task, e.g. vlt5-vqa")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", required=True, help="teacher folder (model/, dvclive/, run_info.json)")
+    parser.add_argument("--eval-out", required=True, help="the teacher's eval JSON")
+    args = parser.parse_args()
+    run_teacher(load_params(), args.setup, args.data, args.out, args.eval_out)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,161 @@
+"""params.yaml validation: every preset is valid; typos fail with one-line errors naming the fix."""
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from amad.config import load_params, parse_setup
+from amad.errors import ConfigError, UnknownNameError
+from amad.pipeline import params as P
+from amad.preset import use
+
+ROOT = Path(__file__).resolve().parents[2]
+PRESETS = ROOT / "configs" / "presets"
+
+
+def _preset(name: str) -> dict:
+    return load_params(PRESETS / f"{name}.yaml")
+
+
+@pytest.mark.parametrize("name", ["mini", "smoke", "paper"])
+def test_every_preset_validates(name):
+    cfg = P.validate_all(_preset(name))
+    assert cfg.setups and cfg.methods and cfg.seeds
+
+
+def test_committed_params_is_the_mini_preset():
+    assert (ROOT / "params.yaml").read_text() == (PRESETS / "mini.yaml").read_text()
+
+
+def test_mini_students_have_fewer_heads_and_layers_than_teachers():
+    from amad.models.sizes import resolve_size
+
+    params = _preset("mini")
+    for setup in P.suite(params).setups:
+        family, _ = parse_setup(setup)
+        teacher = resolve_size(P.teacher_setup(params, setup)[0].size, family)
+        student = resolve_size(P.student_setup(params, setup).size, family)
+        if family == "vlt5":
+            assert student["num_heads"] < teacher["num_heads"]
+            assert student["num_layers"] < teacher["num_layers"]
+        else:
+            assert student["text"]["num_attention_heads"] < teacher["text"]["num_attention_heads"]
+            assert student["vision"]["num_hidden_layers"] < teacher["vision"]["num_hidden_layers"]
+
+
+def test_unknown_top_level_key_suggests_near_match():
+    params = _preset("mini")
+    params["distil"] = params.pop("distill")
+    with pytest.raises(ConfigError, match=r"unknown top-level key 'distil'.*did you mean 'distill'"):
+        P.validate_all(params)
+
+
+def test_unknown_nested_key_lists_allowed_keys():
+    params = _preset("mini")
+    params["distill"]["train"]["learning_rate"] = 1e-3
+    with pytest.raises(ConfigError, match=r"unknown key distill.train.learning_rate.*allowed keys are epochs"):
+        P.validate_all(params)
+
+
+def test_unknown_method_suggests_near_match():
+    params = _preset("mini")
+    params["suite"]["methods"] = ["none", "amda"]
+    with pytest.raises(UnknownNameError, match=r"unknown method 'amda': did you mean 'amad'"):
+        P.validate_all(params)
+
+
+def test_unknown_loss_in_a_method_suggests_near_match():
+    params = _preset("mini")
+    params["distill"]["methods"]["amad"] = {"task": 1.0, "amad_kll": {"weight": 1.0}}
+    with pytest.raises(UnknownNameError, match=r"unknown loss 'amad_kll'.*amad_kl"):
+        P.validate_all(params)
+
+
+def test_blip_translation_makes_no_sense():
+    params = _preset("mini")
+    params["suite"]["setups"] = ["blip-translation"]
+    with pytest.raises(ConfigError, match="BLIP has no Multi30K translation task"):
+        P.validate_all(params)
+
+
+def test_unknown_preset():
+    params = _preset("mini")
+    params["preset"] = "papr"
+    with pytest.raises(ConfigError, match=r"unknown preset 'papr'.*did you mean 'paper'"):
+        P.validate_all(params)
+
+
+def test_wrong_type_names_the_key():
+    params = _preset("mini")
+    params["distill"]["train"]["lr"] = "fast"
+    with pytest.raises(ConfigError, match=r"distill.train.lr must be a number"):
+        P.validate_all(params)
+
+
+def test_missing_key_names_it():
+    params = _preset("mini")
+    del params["evaluate"]["num_beams"]
+    with pytest.raises(ConfigError, match=r"missing key evaluate.num_beams"):
+        P.validate_all(params)
+
+
+def test_teacher_train_override_merges_over_base():
+    params = _preset("paper")
+    _, train = P.teacher_setup(params, "vlt5-translation")
+    assert train.epochs == 40 and train.batch_size == 30 and train.lr == 5e-5
+
+
+def test_method_weight_must_be_a_number():
+    params = copy.deepcopy(_preset("mini"))
+    params["distill"]["methods"]["amad"]["amad_kl"] = {"weight": "one"}
+    with pytest.raises(ConfigError, match=r"distill.methods.amad.amad_kl: weight must be a number"):
+        P.validate_all(params)
+
+
+def test_preset_switch_rewrites_params(tmp_path):
+    target = tmp_path / "params.yaml"
+    use("smoke", target, PRESETS)
+    assert yaml.safe_load(target.read_text())["preset"] == "smoke"
+    with pytest.raises(ConfigError, match="unknown preset"):
+        use("huge", target, PRESETS)
+    assert yaml.safe_load(target.read_text())["preset"] == "smoke"  # untouched by the failed switch
+
+
+def test_stage_prints_one_line_error_and_no_traceback(tmp_path):
+    params = _preset("mini")
+    params["suite"]["methods"] = ["amda"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "stages" / "distill.py"),
+            "--setup",
+            "vlt5-vqa",
+            "--method",
+            "amda",
+            "--seed",
+            "0",
+            "--data",
+            "data",
+            "--teacher",
+            "t",
+            "--out",
+            "o",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert lines == [
+        "error: unknown method 'amda': did you mean 'amad', 'amad_l2'? choose one of: amad, amad_l2, amad_token_kl, "
+        "head_mean, logit, none, one_to_one"
+    ]
+    assert not (tmp_path / "o").exists()
