@@ -156,7 +156,7 @@ def evaluate(params: Mapping[str, Any]) -> EvalConfig:
     return from_dict(EvalConfig, section(params, "evaluate"), "evaluate")
 
 
-TOP_LEVEL = ("preset", "suite", "data", "features", "teacher", "student", "distill", "evaluate", "report")
+TOP_LEVEL = ("preset", "compute", "suite", "data", "features", "teacher", "student", "distill", "evaluate", "report")
 
 
 def validate_all(params: Mapping[str, Any]) -> SuiteConfig:

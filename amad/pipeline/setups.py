@@ -22,8 +22,8 @@ VQA_MINI_KEY = "{image_id}"
 
 
 def _loader_options(task: str, scale: str) -> dict[str, Any]:
-    if task == "vqa" and scale == "mini":
-        return {"image_key_format": VQA_MINI_KEY}
+    if task == "vqa":
+        return {"image_key_format": VQA_MINI_KEY} if scale == "mini" else {"format": "karpathy"}
     return {}
 
 

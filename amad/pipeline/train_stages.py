@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from accelerate import PartialState
+
 from amad import evaluation
 from amad.config import parse_setup
 from amad.models import load_model
@@ -67,6 +69,8 @@ def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, eval_out
         progress=progress,
         desc=f"teacher {setup}",
     )
+    if not PartialState().is_main_process:  # other ranks of a multi-GPU launch are done
+        return
     _save_model(model, out / "model")
     _attention_example(model, layout, task, data_cfg.scale, visual, out / "attention_example.npz")
     info = collect(stage_params, data_cfg.seed, setup=setup, steps=result.steps, train_seconds=result.seconds)
@@ -120,6 +124,8 @@ def run_distill(
         progress=progress,
         desc=f"distill {setup} {method} s{seed}",
     )
+    if not PartialState().is_main_process:
+        return
     _save_model(student, out / "model")
     save_npz(out / "alignment.npz", result.alignment)  # empty for methods without an alignment
     _attention_example(student, layout, task, data_cfg.scale, visual, out / "attention_example.npz")
