@@ -1,0 +1,112 @@
+"""Tiny VL-T5 fixtures: a word-level tokenizer, a fake feature store, examples per task, tiny sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer, normalizers, pre_tokenizers
+from tokenizers.models import WordLevel
+from transformers import PreTrainedTokenizerFast
+
+from amad.types import Batch, Example
+
+SPECIALS = ["<pad>", "</s>", "<unk>", "<s>", "<enc>"]  # ids 0..4, as the mini tokenizers
+_PROMPTS = ["vqa", ":", "caption", "translate", "english", "to", "german"]
+_ENGLISH = ["what", "color", "is", "the", "shape", "?", "how", "many", "shapes", "are", "there", "red", "blue", "green"]
+_ENGLISH2 = ["circle", "square", "triangle", "yes", "no", "one", "two", "three", "a", "small", "large", "on", "left"]
+_GERMAN = ["right", "ein", "eine", "roter", "blauer", "kreis", "quadrat", "zwei", "drei", "links", "rechts"]
+WORDS = _PROMPTS + _ENGLISH + _ENGLISH2 + _GERMAN
+FEAT_DIM = 12
+N_BOXES = 5
+
+TINY = {
+    "family": "vlt5",
+    "d_model": 32,
+    "d_kv": 8,
+    "d_ff": 64,
+    "num_layers": 2,
+    "num_decoder_layers": 2,
+    "num_heads": 4,
+    "feat_dim": FEAT_DIM,
+    "n_boxes": N_BOXES,
+    "dropout": 0.0,
+}
+# Same widths (d_model 32, 2 heads x 16 = 32 inner), fewer heads and layers: init "teacher" can copy.
+TINY_STUDENT = dict(TINY, d_kv=16, num_heads=2, num_layers=1, num_decoder_layers=1)
+
+
+def make_tokenizer(words: list[str] = WORDS) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer with a fixed vocabulary: specials 0..4 then ``words`` in order."""
+    vocab = {token: i for i, token in enumerate([*SPECIALS, *dict.fromkeys(words)])}
+    tok = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", bos_token="<s>"
+    )
+
+
+class FakeFeatures:
+    """FeatureStore stand-in: image k has ``counts[k]`` regions of deterministic features and valid boxes."""
+
+    def __init__(self, counts: dict[str, int], feat_dim: int = FEAT_DIM) -> None:
+        self.counts = counts
+        self.feat_dim = feat_dim
+
+    def get(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(int(image_id))
+        n = self.counts[image_id]
+        feats = rng.standard_normal((n, self.feat_dim)).astype(np.float32)
+        corners = np.sort(rng.uniform(0, 1, (n, 2, 2)), axis=1)  # (N, [min, max], [x, y])
+        boxes = np.concatenate([corners[:, 0], corners[:, 1]], axis=1).astype(np.float32)  # x1, y1, x2, y2
+        return feats, boxes
+
+
+def vqa_examples() -> list[Example]:
+    return [
+        Example("q1", "1", "what color is the circle ?", "red", ["red"] * 10, 1.0, "other"),
+        Example("q2", "2", "how many shapes are there on the left ?", "two", ["two"] * 9 + ["three"], 0.6, "number"),
+        Example("q3", "3", "is the square blue ?", "no", ["no"] * 10, 1.0, "yes/no"),
+    ]
+
+
+def translation_examples() -> list[Example]:
+    return [
+        Example("t1", None, "a red circle", "ein roter kreis", ["ein roter kreis"]),
+        Example("t2", None, "two blue squares on the left", "zwei blauer quadrat links", ["zwei blauer quadrat links"]),
+    ]
+
+
+FEATURES = FakeFeatures({"1": 5, "2": 3, "3": 4})
+
+
+def color_examples() -> list[Example]:
+    """One question, three images, three answers: only the regions tell the answers apart."""
+    return [
+        Example(f"c{i}", str(i), "what color is the shape ?", answer, [answer] * 10)
+        for i, answer in zip((1, 2, 3), ("red", "blue", "green"))
+    ]
+
+
+def overfit(model: torch.nn.Module, batch: Batch, steps: int = 120, lr: float = 1e-2) -> float:
+    """Train ``model`` (a DistillModel) on one batch; returns the final loss."""
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = model(batch).loss
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    return float(loss.detach())
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run ~100x faster on one thread than on two contended ones; restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
