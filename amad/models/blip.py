@@ -1,0 +1,345 @@
+"""BLIP teachers and students (VQA and captioning) behind the DistillModel interface.
+
+VQA: vision_model -> text_encoder (question "<enc> q </s>", cross-attends the image) -> text_decoder (answer
+"<s> a </s>", cross-attends the question-encoder states). Caption: vision_model -> text_decoder ("<s> prompt
+caption </s>", cross-attends the image; the prompt is masked out of the loss). The wrapper calls the three
+submodules directly, because transformers' top-level forwards drop the text attentions and the logits.
+
+Decoder layout: ``prefix`` = [bos] (VQA) or [bos, prompt...] (caption), length P; labels (B, T) hold the target
+tokens + sep (-100 on padding). The decoder reads ``prefix + labels[:, :-1]`` (length P + T - 1) and the logits
+at positions P - 1 .. P + T - 2 predict ``labels``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import AutoTokenizer
+
+from amad.errors import CheckpointError, ConfigError
+from amad.models import blip_checkpoint as ckpt
+from amad.models.base import DistillModel
+from amad.models.registry import FAMILIES
+from amad.models.sizes import resolve_size
+from amad.types import AttentionMaps, Batch, Example, ModelOutput
+
+META_FILE = "amad_model.json"
+# BLIP's own recipe, used for checkpoints that carry no amad_model.json (the released Salesforce models).
+HUB_DEFAULTS = {"label_smoothing": 0.1, "prompt": "a picture of "}
+
+
+def weighted_token_loss(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Token cross-entropy averaged per example over valid tokens, weighted per example, averaged over the batch.
+
+    Args:
+        logits: (B, T, V); labels: (B, T) with -100 on ignored tokens; weights: (B,) or None (all ones).
+    """
+    b, t, v = logits.shape
+    token = F.cross_entropy(
+        logits.reshape(b * t, v).float(),
+        labels.reshape(b * t),
+        ignore_index=-100,
+        reduction="none",
+        label_smoothing=label_smoothing,
+    ).view(b, t)  # (B*T,) -> (B, T)
+    mask = labels != -100  # (B, T)
+    per_example = (token * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B,)
+    if weights is not None:
+        per_example = per_example * weights.to(per_example)
+    return per_example.mean()
+
+
+def _route_cross_attention_mask(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Forward pre-hook fixing transformers 5.24 BLIP text cross-attention, which drops the encoder padding mask.
+
+    ``BlipTextLayer`` hands the (B, 1, Q, K) encoder mask to ``crossattention`` as ``attention_mask``, but
+    ``BlipTextSelfAttention`` reads ``encoder_attention_mask`` when it has encoder states, so padded question
+    tokens would be attended by the VQA answer decoder. A no-op once transformers passes the mask itself.
+    """
+    if kwargs.get("encoder_hidden_states") is not None and kwargs.get("encoder_attention_mask") is None:
+        kwargs = {**kwargs, "encoder_attention_mask": kwargs.get("attention_mask")}
+    return args, kwargs
+
+
+def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)  # (B, L)
+
+
+@FAMILIES.register("blip")
+class BlipModel(DistillModel):
+    """A BLIP model of task "vqa" or "caption" wrapping ``BlipForQuestionAnswering`` / ``BlipForConditionalGeneration``.
+
+    Attributes:
+        size: the size dict it was built from (saved in amad_model.json).
+        label_smoothing: of the task loss (size key, default 0.0; BLIP's original is 0.1).
+        prompt: caption prompt masked out of the loss (size key, default "").
+        init_report: counts of copied weights from ``build(init=...)`` (None for random init).
+    """
+
+    family = "blip"
+    TASKS = ("vqa", "caption")
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, task: str, size: dict[str, Any]) -> None:
+        super().__init__(model, tokenizer, task)
+        self.label_smoothing = float(size.get("label_smoothing", 0.0))
+        self.prompt = str(size.get("prompt", ""))
+        self.size = {**size, "label_smoothing": self.label_smoothing, "prompt": self.prompt}
+        self.max_source_length = 32
+        self.max_target_length = 10 if task == "vqa" else 20
+        self.init_report: dict[str, int] | None = None
+        text = model.config.text_config
+        self.bos_id, self.sep_id, self.pad_id = text.bos_token_id, text.sep_token_id, text.pad_token_id
+        self.enc_id = ckpt.special_ids(tokenizer, task)["enc"] if task == "vqa" else None
+        self.image_size = int(model.config.vision_config.image_size)
+        for name, module in model.named_modules():
+            if name.endswith("crossattention.self"):
+                module.register_forward_pre_hook(_route_cross_attention_mask, with_kwargs=True)
+
+    # ---- construction -------------------------------------------------------------------------------------------
+    @classmethod
+    def check_task(cls, task: str) -> None:
+        """Raise ConfigError unless BLIP supports ``task``."""
+        if task == "translation":
+            raise ConfigError("BLIP has no Multi30K/translation task: use family vlt5 for translation")
+        if task not in cls.TASKS:
+            raise ConfigError(f"unknown BLIP task {task!r}: choose one of {', '.join(cls.TASKS)}")
+
+    @classmethod
+    def build(
+        cls,
+        task: str,
+        size: Any,
+        tokenizer: Any,
+        *,
+        init: str = "random",
+        init_from: str | None = None,
+        teacher: DistillModel | None = None,
+        layer_pairs: list[tuple[int, int]] | None = None,
+    ) -> BlipModel:
+        """Build a BLIP of ``size`` (name or dict) for ``task``.
+
+        init: "random"; "pretrained" (copy name- and shape-matching weights from the BLIP checkpoint
+        ``init_from``, default ``size["pretrained"]``); "teacher" (copy ``teacher``'s layers at ``layer_pairs``
+        (student, teacher), or a uniform mapping when None, wherever the shapes match).
+        """
+        cls.check_task(task)
+        size = resolve_size(size, "blip")
+        model = cls(ckpt.new_hf_model(task, ckpt.blip_config(task, size, tokenizer)), tokenizer, task, size)
+        if init == "pretrained":
+            source = init_from or size.get("pretrained")
+            if not source:
+                raise ConfigError("init='pretrained' needs init_from (a BLIP checkpoint folder or hub id)")
+            hf_source, _ = ckpt.load_hf_blip(source)
+            model.init_report = ckpt.copy_matching(model.model, hf_source.state_dict())
+        elif init == "teacher":
+            if not isinstance(teacher, BlipModel) or teacher.task != task:
+                raise ConfigError(f"init='teacher' needs a BLIP {task} teacher model, got {type(teacher).__name__}")
+            model.init_report = ckpt.copy_teacher_layers(model.model, teacher.model, task, layer_pairs)
+        elif init != "random":
+            raise ConfigError(f"unknown init {init!r}: choose random, pretrained or teacher")
+        return model
+
+    # ---- data ---------------------------------------------------------------------------------------------------
+    def _ids(self, text: str, limit: int) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"][:limit]
+
+    def collate(self, examples: Sequence[Example], visual: Any, train: bool) -> Batch:
+        """Pixels from ``visual.get(image_id)`` (3, S, S); question or prompt ids; target ids + sep as labels.
+
+        Labels are built for every batch (validation losses need them); ``train`` changes nothing for BLIP.
+        """
+        if visual is None:
+            raise ConfigError("BLIP needs images: pass an ImageStore as the visual input")
+        pixels = []
+        for ex in examples:
+            image = np.asarray(visual.get(ex.image_id), dtype=np.float32)
+            if image.shape != (3, self.image_size, self.image_size):
+                raise ConfigError(
+                    f"image {ex.image_id!r} has shape {image.shape} but this BLIP expects (3, {self.image_size}, "
+                    f"{self.image_size}): rebuild the image cache at the model's image_size"
+                )
+            pixels.append(torch.from_numpy(image))
+        if self.task == "vqa":
+            sources = [[self.enc_id, *self._ids(ex.source, self.max_source_length - 2), self.sep_id] for ex in examples]
+        else:
+            prompt = [self.bos_id, *self._ids(self.prompt, self.max_source_length - 1)]
+            sources = [list(prompt) for _ in examples]
+        input_ids = _pad(sources, self.pad_id)  # (B, L)
+        attention_mask = torch.tensor([[i < len(s) for i in range(input_ids.shape[1])] for s in sources])  # (B, L)
+        labels = _pad([[*self._ids(ex.target, self.max_target_length - 1), self.sep_id] for ex in examples], -100)
+        return Batch(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            labels=labels,  # (B, T)
+            label_weights=torch.tensor([float(ex.target_weight) for ex in examples]),  # (B,)
+            pixel_values=torch.stack(pixels),  # (B, 3, S, S)
+            uids=[ex.uid for ex in examples],
+            references=[list(ex.references) for ex in examples],
+            answer_types=[ex.answer_type for ex in examples],
+        )
+
+    # ---- model --------------------------------------------------------------------------------------------------
+    def _prefix(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder prefix ids and mask, (B, P): [bos] for VQA, [bos, prompt...] for captions."""
+        if self.task == "vqa":
+            ids = torch.full((len(batch), 1), self.bos_id, dtype=torch.long, device=batch.input_ids.device)
+            return ids, torch.ones_like(ids, dtype=torch.bool)
+        return batch.input_ids, batch.attention_mask.bool()
+
+    def _context(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the decoder cross-attends: (B, K, D) states and (B, K) bool mask."""
+        image = self.model.vision_model(pixel_values=batch.pixel_values).last_hidden_state  # (B, N, Dv)
+        image_mask = torch.ones(image.shape[:2], dtype=torch.long, device=image.device)  # (B, N)
+        if self.task == "caption":
+            return image, image_mask.bool()
+        question = self.model.text_encoder(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask.long(),
+            encoder_hidden_states=image,
+            encoder_attention_mask=image_mask,
+        ).last_hidden_state  # (B, L, Dt)
+        return question, batch.attention_mask.bool()
+
+    def forward(self, batch: Batch, capture: Any = None) -> ModelOutput:
+        """Teacher-forced logits (B, T, V) aligned with ``batch.labels``, weighted CE loss, requested maps."""
+        if batch.labels is None:
+            raise ConfigError("BLIP forward needs batch.labels: collate examples that have targets")
+        labels = batch.labels  # (B, T)
+        target_mask = labels != -100  # (B, T)
+        prefix_ids, prefix_mask = self._prefix(batch)  # (B, P)
+        inputs = labels[:, :-1].masked_fill(~target_mask[:, :-1], self.pad_id)  # (B, T-1)
+        dec_ids = torch.cat([prefix_ids, inputs], 1)  # (B, P+T-1)
+        dec_keys = torch.cat([prefix_mask, target_mask[:, :-1]], 1)  # (B, P+T-1) real tokens
+        dec_queries = torch.cat([prefix_mask, target_mask[:, 1:]], 1)  # (B, P+T-1) positions that predict one
+        if capture is None:
+            context = contextlib.nullcontext(None)
+        else:
+            from amad.capture import capture_attention
+
+            context = capture_attention(self.model, capture)
+        with context as maps:
+            states, states_mask = self._context(batch)
+            scores = self.model.text_decoder(
+                input_ids=dec_ids,
+                attention_mask=dec_keys.long(),
+                encoder_hidden_states=states,
+                encoder_attention_mask=states_mask.long(),
+                use_cache=False,
+            ).logits  # (B, P+T-1, V)
+        logits = scores[:, prefix_ids.shape[1] - 1 :]  # (B, T, V)
+        loss = weighted_token_loss(logits, labels, batch.label_weights, self.label_smoothing)
+        maps = maps if maps is not None else AttentionMaps()
+        if capture is not None:
+            self._fill_masks(maps, capture, batch, dec_queries, dec_keys, states.shape[1])
+        return ModelOutput(logits=logits, loss=loss, target_mask=target_mask, attentions=maps)
+
+    def _fill_masks(
+        self, maps: AttentionMaps, capture: Any, batch: Batch, dec_q: torch.Tensor, dec_k: torch.Tensor, n_ctx: int
+    ) -> None:
+        """query_mask / key_mask (B, Q) / (B, K) per requested kind."""
+        device = dec_q.device
+        n_image = (self.image_size // int(self.model.config.vision_config.patch_size)) ** 2 + 1
+        image = torch.ones(len(batch), n_image, dtype=torch.bool, device=device)  # (B, N)
+        question = batch.attention_mask.bool()  # (B, L)
+        if self.task == "vqa":
+            masks = {
+                "vision_self": (image, image),
+                "text_self": (question, question),
+                "text_cross": (question, image),
+                "answer_self": (dec_q, dec_k),
+                "answer_cross": (dec_q, question),
+            }
+        else:
+            masks = {"vision_self": (image, image), "text_self": (dec_q, dec_k), "text_cross": (dec_q, image)}
+        for kind in capture.layers:
+            if kind in masks:
+                maps.query_mask[kind], maps.key_mask[kind] = masks[kind]
+
+    @torch.no_grad()
+    def generate(self, batch: Batch, num_beams: int = 1, max_new_tokens: int | None = None) -> list[str]:
+        """Greedy (num_beams=1) or beam-search answers/captions, one string per example (prompt removed)."""
+        states, states_mask = self._context(batch)
+        prefix_ids, prefix_mask = self._prefix(batch)
+        out = self.model.text_decoder.generate(
+            input_ids=prefix_ids,
+            attention_mask=prefix_mask.long(),
+            encoder_hidden_states=states,
+            encoder_attention_mask=states_mask.long(),
+            eos_token_id=self.sep_id,
+            pad_token_id=self.pad_id,
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens or self.max_target_length,
+            do_sample=False,
+        )  # (B, P + new)
+        new = out[:, prefix_ids.shape[1] :]  # (B, new)
+        return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def attention_layout(self) -> dict[str, tuple[int, int]]:
+        """kind -> (layers, heads): vision_self, text_self, text_cross (+ answer_self, answer_cross for VQA)."""
+        v, t = self.model.config.vision_config, self.model.config.text_config
+        text = (int(t.num_hidden_layers), int(t.num_attention_heads))
+        layout = {"vision_self": (int(v.num_hidden_layers), int(v.num_attention_heads)), "text_self": text}
+        layout["text_cross"] = text
+        if self.task == "vqa":
+            layout.update(answer_self=text, answer_cross=text)
+        return layout
+
+    # ---- checkpoints --------------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str) -> None:
+        """Write weights + config, tokenizer and amad_model.json {family, task, size} (written last)."""
+        target = Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target, prefix=".tmp-save-") as tmp:
+            self.model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            size = dict(self.size, label_smoothing=self.label_smoothing, prompt=self.prompt)
+            meta = {"family": self.family, "task": self.task, "size": size}
+            Path(tmp, META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+            for name in sorted(os.listdir(tmp), key=lambda n: n == META_FILE):
+                if (target / name).is_dir():
+                    shutil.rmtree(target / name)
+                os.replace(Path(tmp, name), target / name)
+
+    @classmethod
+    def from_pretrained(cls, directory: str) -> BlipModel:
+        """Load our own folder (amad_model.json), or a transformers BLIP folder or hub id (task from its config).
+
+        Raises:
+            CheckpointError: another family's checkpoint, missing or mis-shaped weights, no usable tokenizer.
+        """
+        meta_path = Path(directory, META_FILE)
+        meta: dict[str, Any] = {}
+        if meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            if meta.get("family") != cls.family:
+                raise CheckpointError(
+                    f"{directory!r} holds a {meta.get('family')!r} model, not BLIP: load it with family "
+                    f"{meta.get('family')!r}"
+                )
+        hf_model, task = ckpt.load_hf_blip(str(directory), meta.get("task"))
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        except (OSError, ValueError, TypeError) as exc:
+            raise CheckpointError(
+                f"no usable tokenizer in {directory!r} ({type(exc).__name__}): save one with it"
+            ) from None
+        size = meta.get("size") or ckpt.size_from_config(hf_model.config) | HUB_DEFAULTS
+        if len(tokenizer) > hf_model.get_input_embeddings().weight.shape[0]:
+            raise CheckpointError(
+                f"the tokenizer in {directory!r} has {len(tokenizer)} tokens but the model only "
+                f"{hf_model.get_input_embeddings().weight.shape[0]} vocabulary rows: save the matching tokenizer"
+            )
+        return cls(hf_model, tokenizer, task, size)
