@@ -110,9 +110,28 @@ def distill_step(
         t_maps = t_out.attentions
         for term in terms:
             if term.name == LOGIT_TERM:
-                parts[LOGIT_TERM] = losses.logit_kd(
-                    s_out.logits, t_out.logits.to(s_out.logits.dtype), mask=s_out.target_mask, **term.options
-                )
+                with _no_autocast(s_out.logits.device.type):
+                    parts[LOGIT_TERM] = losses.logit_kd(
+                        s_out.logits.float(), t_out.logits.float(), mask=s_out.target_mask, **term.options
+                    )
+    with _no_autocast(s_out.logits.device.type):
+        _attention_parts(parts, s_out.attentions, t_maps, attn_terms, plan)
+    total = sum(t.weight * parts[t.name] for t in terms if t.name in parts)
+    return StepResult(total=total, parts=parts, student_maps=s_out.attentions, teacher_maps=t_maps)
+
+
+def _no_autocast(device_type: str):
+    """Losses run in float32 outside autocast (they upcast half inputs themselves)."""
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
+def _attention_parts(
+    parts: dict[str, torch.Tensor],
+    s_maps: AttentionMaps,
+    t_maps: AttentionMaps,
+    attn_terms: tuple[Term, ...],
+    plan: CapturePlan,
+) -> None:
     for term in attn_terms:
         fn = losses.get(term.name)
         values = []
@@ -120,16 +139,14 @@ def distill_step(
             options = _attention_options(term, plan.student_heads[kind], plan.teacher_heads[kind])
             values.append(
                 fn(
-                    s_out.attentions.probs[(kind, s_layer)],
-                    t_maps.probs[(kind, t_layer)],
-                    query_mask=s_out.attentions.query_mask.get(kind),
-                    key_mask=s_out.attentions.key_mask.get(kind),
+                    s_maps.probs[(kind, s_layer)].float(),
+                    t_maps.probs[(kind, t_layer)].float(),
+                    query_mask=s_maps.query_mask.get(kind),
+                    key_mask=s_maps.key_mask.get(kind),
                     **options,
                 )
             )
         parts[term.name] = torch.stack(values).mean()  # mean over (kind, layer pair)
-    total = sum(t.weight * parts[t.name] for t in terms if t.name in parts)
-    return StepResult(total=total, parts=parts, student_maps=s_out.attentions, teacher_maps=t_maps)
 
 
 @torch.no_grad()
