@@ -2,41 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import torch
-from tokenizers import Tokenizer, normalizers, pre_tokenizers
-from tokenizers.models import WordLevel
+from tiny_fixtures import FakeImages, make_tokenizer
 from transformers import PreTrainedTokenizerFast
 
 from amad.types import Example
-
-SPECIALS = ["<pad>", "</s>", "<unk>", "<s>", "<enc>"]  # ids 0..4, as the mini tokenizers
-WORDS = [
-    *("what", "color", "is", "the", "shape", "?", "how", "many", "shapes", "are", "there", "a", "picture", "of"),
-    *("red", "blue", "green", "circle", "square", "triangle", "yes", "no", "one", "two", "three", "small", "large"),
-    *("on", "left", "right"),
-]
-
-
-def make_tokenizer(words: list[str] = WORDS) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer with a fixed vocabulary: specials 0..4 then ``words`` in order."""
-    vocab = {token: i for i, token in enumerate([*SPECIALS, *dict.fromkeys(words)])}
-    tok = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", bos_token="<s>"
-    )
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread, especially on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -48,16 +18,6 @@ def tokenizer() -> PreTrainedTokenizerFast:
 def tokenizer_factory():
     """``make_tokenizer(words)``: a tokenizer with another vocabulary."""
     return make_tokenizer
-
-
-class FakeImages:
-    """ImageStore stand-in: a deterministic (3, S, S) float32 image per key."""
-
-    def __init__(self, size: int = 32) -> None:
-        self.image_size = size
-
-    def get(self, key: str) -> np.ndarray:
-        return np.random.default_rng(int(key)).standard_normal((3, self.image_size, self.image_size)).astype(np.float32)
 
 
 @pytest.fixture(scope="session")

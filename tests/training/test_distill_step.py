@@ -1,0 +1,127 @@
+"""The distillation step: which parts it computes, where gradients go, and the capture plan."""
+
+import pytest
+import torch
+from tiny_fixtures import FakeFeatures, make_tokenizer
+
+from amad.errors import ConfigError, UnknownNameError
+from amad.models import build_model
+from amad.training.step import alignment_stats, distill_step, plan_capture
+from amad.training.terms import combine, parse_method
+from amad.types import Example
+
+EXAMPLES = [
+    Example("q1", "1", "what color is the circle ?", "red", ["red"] * 10, 1.0, "other"),
+    Example("q2", "2", "how many shapes are there ?", "two", ["two"] * 10, 0.6, "number"),
+]
+
+
+def _pair(student_heads=2):
+    tok = make_tokenizer()
+    teacher_size = {
+        "family": "vlt5",
+        "d_model": 32,
+        "d_kv": 8,
+        "d_ff": 64,
+        "num_layers": 2,
+        "num_decoder_layers": 2,
+        "num_heads": 4,
+        "feat_dim": 16,
+        "n_boxes": 4,
+        "dropout": 0.0,
+    }
+    student_size = teacher_size | {"num_layers": 1, "num_decoder_layers": 1, "num_heads": student_heads}
+    torch.manual_seed(0)
+    teacher = build_model("vlt5", "vqa", teacher_size, tok).eval()
+    student = build_model("vlt5", "vqa", student_size, tok)
+    batch = student.collate(EXAMPLES, FakeFeatures(4, 16), train=True)
+    return teacher, student, batch
+
+
+def test_parse_method_weights_and_options():
+    terms = parse_method("amad", {"task": 1.0, "logit_kd": {"weight": 0.5, "temperature": 2.0}, "amad_kl": 2})
+    assert [(t.name, t.weight, t.options) for t in terms] == [
+        ("task", 1.0, {}),
+        ("logit_kd", 0.5, {"temperature": 2.0}),
+        ("amad_kl", 2.0, {}),
+    ]
+    with pytest.raises(UnknownNameError, match="did you mean 'amad_kl'"):
+        parse_method("x", {"amad_kll": 1.0})
+    with pytest.raises(ConfigError, match="needs a weight"):
+        parse_method("x", {"amad_kl": {"tau": 1.0}})
+
+
+def test_combine_is_the_weighted_sum():
+    terms = parse_method("m", {"task": 1.0, "logit_kd": 0.5})
+    parts = {"task": torch.tensor(2.0), "logit_kd": torch.tensor(4.0)}
+    assert combine(parts, terms).item() == pytest.approx(4.0)
+
+
+def test_plan_maps_every_kind_uniformly():
+    teacher, student, _ = _pair()
+    plan = plan_capture(student, teacher, ("encoder_self", "decoder_self", "cross"), "uniform")
+    assert plan.pairs == (("encoder_self", 0, 1), ("decoder_self", 0, 1), ("cross", 0, 1))
+    assert plan.student_heads["cross"] == 2 and plan.teacher_heads["cross"] == 4
+    with pytest.raises(ConfigError, match=r"vision_self.*does not exist"):
+        plan_capture(student, teacher, ("vision_self",), "uniform")
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"task": 1.0, "logit_kd": {"weight": 1.0, "temperature": 2.0}, "amad_kl": {"weight": 1.0, "tau": 1.0}},
+        {"task": 1.0, "one_to_one_kl": 1.0},
+        {"task": 1.0, "head_mean_kl": 1.0},
+        {"task": 1.0, "amad_token_kl": 1.0, "amad_l2": 1.0},
+    ],
+)
+def test_step_parts_and_gradients(method):
+    teacher, student, batch = _pair()
+    terms = parse_method("m", method)
+    plan = plan_capture(student, teacher, ("encoder_self", "decoder_self", "cross"), "uniform")
+    result = distill_step(student, teacher, batch, terms, plan)
+    assert set(result.parts) == {t.name for t in terms}
+    assert all(torch.isfinite(v) for v in result.parts.values())
+    expected = sum(t.weight * result.parts[t.name] for t in terms)
+    assert torch.allclose(result.total, expected)
+    result.total.backward()
+    assert all(p.grad is not None for p in student.parameters() if p.requires_grad and p.dim() > 1)
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_attention_term_changes_the_gradient():
+    teacher, student, batch = _pair()
+    plan = plan_capture(student, teacher, ("encoder_self",), "uniform")
+    grads = []
+    for method in ({"task": 1.0}, {"task": 1.0, "amad_kl": 1.0}):
+        student.zero_grad()
+        distill_step(student, teacher, batch, parse_method("m", method), plan).total.backward()
+        q = student.model.encoder.block[0].layer[0].SelfAttention.q.weight
+        grads.append(q.grad.clone())
+    assert not torch.allclose(grads[0], grads[1])
+
+
+def test_alignment_stats_shapes_and_entropy_bounds():
+    teacher, student, batch = _pair()
+    terms = parse_method("m", {"task": 1.0, "amad_kl": {"weight": 1.0, "tau": 0.5}})
+    plan = plan_capture(student, teacher, ("encoder_self", "cross"), "uniform")
+    stats = alignment_stats(distill_step(student, teacher, batch, terms, plan), terms, plan)
+    assert stats["encoder_self/0"].shape == (4, 2)
+    assert torch.allclose(stats["cross/0"].sum(-1), torch.ones(4))
+    assert 0.0 <= stats["entropy"].item() <= torch.log(torch.tensor(2.0)).item() + 1e-6
+
+
+def test_none_method_never_calls_the_teacher():
+    _, student, batch = _pair()
+    result = distill_step(
+        student, None, batch, parse_method("none", {"task": 1.0}), plan_capture(student, None, (), "uniform")
+    )
+    assert set(result.parts) == {"task"}
+    with pytest.raises(ConfigError, match="no teacher"):
+        distill_step(
+            student,
+            None,
+            batch,
+            parse_method("l", {"task": 1.0, "logit_kd": 1.0}),
+            plan_capture(student, None, (), "uniform"),
+        )
