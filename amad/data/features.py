@@ -173,13 +173,14 @@ def grid_features(image, *, grid: int = 4, pool: int = 8, bins: int = 3) -> np.n
 
     Returns:
         float32 (grid**2, 3 * pool**2 + bins**3), rows in row-major patch order: the patch's pixels average-pooled
-        to ``pool x pool`` (RGB, in [0, 1]), then the fraction of its pixels in each joint colour bin.
+        to ``pool x pool`` (RGB, scaled to [-1, 1] so that a plain background is not a large constant offset), then
+        the fraction of its pixels in each joint colour bin.
     """
     from PIL import Image
 
     width, height = image.size
     side = grid * pool
-    small = np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=np.float32) / 255.0  # (S, S, 3)
+    small = np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=np.float32) / 127.5 - 1.0  # (S, S, 3)
     # (S, S, 3) -> (grid, pool, grid, pool, 3) -> (grid, grid, pool, pool, 3) -> (N, 3 * pool**2)
     pooled = small.reshape(grid, pool, grid, pool, 3).transpose(0, 2, 1, 3, 4).reshape(grid * grid, -1)
     pixels = np.asarray(image, dtype=np.int64)  # (H, W, 3)

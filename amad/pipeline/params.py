@@ -68,6 +68,7 @@ class StudentSetup:
     heads: int | None = None
     init: str = "random"
     init_from: str = ""
+    train: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.init not in ("random", "pretrained", "teacher"):
@@ -137,6 +138,11 @@ def student_setup(params: Mapping[str, Any], setup: str) -> StudentSetup:
     return from_dict(StudentSetup, raw[setup], f"student.setups.{setup}")
 
 
+def student_train(params: Mapping[str, Any], setup: str) -> TrainConfig:
+    """distill.train with the setup's own overrides (student.setups.<setup>.train) merged on top."""
+    return merged_train(distill(params).train, student_setup(params, setup).train, f"student.setups.{setup}.train")
+
+
 def distill(params: Mapping[str, Any]) -> DistillConfig:
     cfg = from_dict(DistillConfig, section(params, "distill"), "distill")
     if cfg.layer_map not in ("uniform", "last"):
@@ -174,7 +180,7 @@ def validate_all(params: Mapping[str, Any]) -> SuiteConfig:
     evaluate(params)
     for setup in cfg.setups:
         teacher_setup(params, setup)
-        student_setup(params, setup)
+        student_train(params, setup)
     for method in cfg.methods:
         method_terms(params, method)
     return cfg

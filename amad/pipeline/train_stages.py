@@ -93,6 +93,7 @@ def run_distill(
     family, task = parse_setup(setup)
     terms = P.method_terms(params, method)
     dcfg = P.distill(params)
+    train_cfg = P.student_train(params, setup)
     data_cfg = P.data(params)
     layout, out = DataLayout(Path(data_root), P.data(params).scale), Path(out_dir)
     teacher = S.load_teacher(teacher_dir)
@@ -106,7 +107,7 @@ def run_distill(
         "method": method,
         "terms": [dataclasses.asdict(t) for t in terms],
         "student": dataclasses.asdict(P.student_setup(params, setup)),
-        "distill": {"train": dataclasses.asdict(dcfg.train), "layer_map": dcfg.layer_map, "kinds": list(kinds)},
+        "distill": {"train": dataclasses.asdict(train_cfg), "layer_map": dcfg.layer_map, "kinds": list(kinds)},
         "data": _data_sizes(params),
     }
     fp = ckpt.fingerprint({"stage": "distill", "setup": setup, "seed": seed, **stage_params})
@@ -114,7 +115,7 @@ def run_distill(
         student,
         examples,
         visual,
-        dcfg.train,
+        train_cfg,
         terms=terms,
         seed=seed,
         work_dir=out,

@@ -47,8 +47,8 @@ def test_grid_features_golden():
     pixels[:, 2:] = (0, 0, 255)  # right half blue
     feats = grid_features(Image.fromarray(pixels), grid=2, pool=1, bins=2)
     assert feats.shape == (4, 3 + 8) and feats.dtype == np.float32
-    np.testing.assert_allclose(feats[0, :3], [1, 0, 0])
-    np.testing.assert_allclose(feats[3, :3], [0, 0, 1])
+    np.testing.assert_allclose(feats[0, :3], [1, -1, -1])  # pooled RGB scaled to [-1, 1]
+    np.testing.assert_allclose(feats[3, :3], [-1, -1, 1])
     red_bin, blue_bin = (1 * 2 + 0) * 2 + 0, (0 * 2 + 0) * 2 + 1
     assert feats[0, 3 + red_bin] == 1.0 and feats[1, 3 + blue_bin] == 1.0 and feats[:, 3:].sum() == 4.0
     np.testing.assert_allclose(

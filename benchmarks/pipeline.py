@@ -1,0 +1,176 @@
+"""Pipeline targets (issue 5), measured here rather than asserted in tests.
+
+1. Cost of the attention term: a full mini-size training step (teacher forward + student forward/backward +
+   AdamW) with `amad` vs `logit` terms, interleaved in one process. Target: amad <= 1.10x logit.
+2. The smoke preset end to end through `dvc repro` in a fresh git repo (target <= 3 min), then `dvc repro` with
+   nothing changed (target <= 10 s).
+3. With --mini: the full mini suite through `dvc repro` (target <= 30 min on 2 cores).
+
+    python benchmarks/pipeline.py [--steps 20] [--threads 2] [--skip-repro] [--mini]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MULTI30K = ROOT.parent / "shared" / "data" / "multi30k"
+sys.path.insert(0, str(ROOT / "tests"))
+
+from tiny_fixtures import make_tokenizer  # noqa: E402
+
+from amad.models import build_model  # noqa: E402
+from amad.models.sizes import resolve_size  # noqa: E402
+from amad.training.step import distill_step, plan_capture  # noqa: E402
+from amad.training.terms import parse_method  # noqa: E402
+from amad.types import Example  # noqa: E402
+
+METHODS = {
+    "logit": {"task": 1.0, "logit_kd": {"weight": 1.0, "temperature": 2.0}},
+    "amad": {"task": 1.0, "logit_kd": {"weight": 1.0, "temperature": 2.0}, "amad_kl": {"weight": 1.0, "tau": 1.0}},
+}
+KINDS = {"vlt5": ("encoder_self", "decoder_self", "cross"), "blip": ("vision_self", "text_self", "text_cross")}
+
+
+class _Visual:
+    def __init__(self, family: str, size: dict) -> None:
+        self.family, self.size = family, size
+        self.num_boxes, self.feature_dim = 16, size.get("feat_dim", 0)
+        self.image_size = size["vision"]["image_size"] if family == "blip" else 0
+
+    def get(self, key: str):
+        rng = np.random.default_rng(int(key))
+        if self.family == "blip":
+            return rng.standard_normal((3, self.image_size, self.image_size)).astype(np.float32)
+        boxes = np.sort(rng.random((16, 2, 2)), axis=1).reshape(16, 4)[:, [0, 2, 1, 3]].astype(np.float32)
+        return rng.standard_normal((16, self.feature_dim)).astype(np.float32), boxes
+
+
+def step_cost(family: str, batch_size: int, steps: int) -> None:
+    tok = make_tokenizer()
+    t_size, s_size = resolve_size(f"{family}-tiny-teacher"), resolve_size(f"{family}-tiny-student")
+    torch.manual_seed(0)
+    teacher = build_model(family, "vqa", t_size, tok).eval().requires_grad_(False)
+    student = build_model(family, "vqa", s_size, tok)
+    visual = _Visual(family, s_size)
+    questions = ["what color is the circle ?", "how many shapes are there on the left ?", "is the square blue ?"]
+    examples = [Example(str(i), str(i), questions[i % 3], "red", ["red"] * 10) for i in range(batch_size)]
+    batch = student.collate(examples, visual, train=True)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
+    runs = {}
+    for name, spec in METHODS.items():
+        terms = parse_method(name, spec)
+        kinds = KINDS[family] if name == "amad" else ()
+        runs[name] = (terms, plan_capture(student, teacher, kinds, "uniform"))
+
+    def one(name: str) -> float:
+        terms, plan = runs[name]
+        start = time.perf_counter()
+        result = distill_step(student, teacher, batch, terms, plan)
+        result.total.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return time.perf_counter() - start
+
+    for name in runs:  # warm-up
+        one(name)
+    times = {name: [] for name in runs}
+    ratios = []
+    for _ in range(steps):
+        pair = {name: one(name) for name in runs}
+        for name, value in pair.items():
+            times[name].append(value)
+        ratios.append(pair["amad"] / pair["logit"])
+    ratio = statistics.median(ratios)
+    print(f"{family}: batch {batch_size}, {steps} interleaved steps, {torch.get_num_threads()} threads")
+    for name in runs:
+        print(f"  {name:6s} step  {1000 * statistics.median(times[name]):8.1f} ms (median)")
+    verdict = "PASS" if ratio <= 1.10 else "MISS"
+    print(f"  amad / logit step time (paired median) = {ratio:.3f}  target <= 1.10: {verdict}")
+
+
+def _repo(preset: str) -> Path:
+    repo = Path(tempfile.mkdtemp(prefix=f"amad-{preset}-")) / "amad"
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for rel in files:
+        if (ROOT / rel).is_file():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, repo / rel)
+    params = yaml.safe_load((ROOT / "configs" / "presets" / f"{preset}.yaml").read_text())
+    params["data"]["multi30k"] = str(MULTI30K)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = _env()
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", preset]):
+        subprocess.run(cmd, cwd=repo, env=env, check=True)
+    return repo
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", TQDM_DISABLE="1", AMAD_LOG_LEVEL="WARNING")
+    env.update(GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@b")
+    return env
+
+
+def timed_repro(preset: str, target_s: float) -> Path:
+    repo = _repo(preset)
+    start = time.perf_counter()
+    subprocess.run(["dvc", "repro"], cwd=repo, env=_env(), check=True, capture_output=True)
+    elapsed = time.perf_counter() - start
+    print(
+        f"{preset}: dvc repro from scratch {elapsed:7.1f} s  target <= {target_s:.0f} s: "
+        f"{'PASS' if elapsed <= target_s else 'MISS'}"
+    )
+    return repo
+
+
+def timed_noop(repo: Path) -> None:
+    start = time.perf_counter()
+    out = subprocess.run(["dvc", "repro"], cwd=repo, env=_env(), check=True, capture_output=True, text=True).stdout
+    elapsed = time.perf_counter() - start
+    ran = "Running stage" in out
+    print(
+        f"dvc repro with nothing changed {elapsed:7.2f} s  (stages run: {ran})  target <= 10 s: "
+        f"{'PASS' if elapsed <= 10 and not ran else 'MISS'}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--skip-repro", action="store_true")
+    parser.add_argument("--mini", action="store_true", help="also time the full mini suite (about 30 min)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for family in ("vlt5", "blip"):
+        step_cost(family, args.batch, args.steps)
+    if args.skip_repro:
+        return
+    if not (MULTI30K / "task1" / "raw").is_dir():
+        print(f"skipped the dvc repro timings: {MULTI30K} is missing")
+        return
+    timed_noop(timed_repro("smoke", 180))
+    if args.mini:
+        timed_noop(timed_repro("mini", 1800))
+
+
+if __name__ == "__main__":
+    main()
