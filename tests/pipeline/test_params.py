@@ -159,3 +159,35 @@ def test_stage_prints_one_line_error_and_no_traceback(tmp_path):
         "head_mean, logit, none, one_to_one"
     ]
     assert not (tmp_path / "o").exists()
+
+
+def test_missing_teacher_checkpoint_is_a_one_line_error(tmp_path):
+    (tmp_path / "params.yaml").write_text((PRESETS / "smoke.yaml").read_text())
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "stages" / "distill.py"),
+            "--setup",
+            "vlt5-vqa",
+            "--method",
+            "amad",
+            "--seed",
+            "0",
+            "--data",
+            "data",
+            "--teacher",
+            "results/teachers/vlt5-vqa",
+            "--out",
+            "out",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: missing teacher checkpoint results/teachers/vlt5-vqa/model: run `dvc repro teacher@<setup>` first "
+        "(or check the path)"
+    )
+    assert not (tmp_path / "out").exists()
