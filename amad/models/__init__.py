@@ -14,12 +14,10 @@ import torch
 
 from amad.errors import CheckpointError
 from amad.models import blip, sizes, vlt5  # noqa: F401  (registers the families and sizes)
-from amad.models.base import DistillModel
+from amad.models.base import META_FILE, DistillModel
 from amad.models.compat import check_compatible
 from amad.models.registry import FAMILIES, MODEL_SIZES
 from amad.models.sizes import resolve_size
-
-META_FILE = "amad_model.json"
 
 __all__ = [
     "FAMILIES",

@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from amad.types import Batch, Example, ModelOutput
+
+META_FILE = "amad_model.json"  # {family, task, size, ...}: written last, so its presence marks a complete folder
+
+
+def weighted_token_loss(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Token cross-entropy averaged per example over valid tokens, weighted per example, averaged over the batch.
+
+    Args:
+        logits: (B, T, V); labels: (B, T) with -100 on ignored tokens; weights: (B,) or None (all ones).
+    """
+    b, t, v = logits.shape
+    token = F.cross_entropy(
+        logits.reshape(b * t, v).float(),
+        labels.reshape(b * t),
+        ignore_index=-100,
+        reduction="none",
+        label_smoothing=label_smoothing,
+    ).view(b, t)  # (B*T,) -> (B, T)
+    mask = labels != -100  # (B, T)
+    per_example = (token * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B,)
+    if weights is not None:
+        per_example = per_example * weights.to(per_example)
+    return per_example.mean()
 
 
 class DistillModel(nn.Module, ABC):
@@ -50,6 +82,20 @@ class DistillModel(nn.Module, ABC):
     @abstractmethod
     def from_pretrained(cls, directory: str) -> DistillModel:
         """Load what ``save_pretrained`` wrote."""
+
+    def _save_folder(self, directory: str, meta: dict[str, Any]) -> None:
+        """Write the transformers model, the tokenizer and META_FILE into ``directory`` through a temporary folder;
+        META_FILE is moved in last, so a folder without it is an interrupted save."""
+        target = Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target, prefix=".tmp-save-") as tmp:
+            self.model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            Path(tmp, META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+            for name in sorted(os.listdir(tmp), key=lambda n: n == META_FILE):
+                if (target / name).is_dir():
+                    shutil.rmtree(target / name)
+                os.replace(Path(tmp, name), target / name)
 
     @property
     def vocab_size(self) -> int:

@@ -14,51 +14,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from transformers import AutoTokenizer
 
 from amad.errors import CheckpointError, ConfigError
 from amad.models import blip_checkpoint as ckpt
-from amad.models.base import DistillModel
+from amad.models.base import META_FILE, DistillModel, weighted_token_loss
 from amad.models.registry import FAMILIES
 from amad.models.sizes import resolve_size
 from amad.types import AttentionMaps, Batch, Example, ModelOutput
 
-META_FILE = "amad_model.json"
 # BLIP's own recipe, used for checkpoints that carry no amad_model.json (the released Salesforce models).
 HUB_DEFAULTS = {"label_smoothing": 0.1, "prompt": "a picture of "}
-
-
-def weighted_token_loss(
-    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None, label_smoothing: float = 0.0
-) -> torch.Tensor:
-    """Token cross-entropy averaged per example over valid tokens, weighted per example, averaged over the batch.
-
-    Args:
-        logits: (B, T, V); labels: (B, T) with -100 on ignored tokens; weights: (B,) or None (all ones).
-    """
-    b, t, v = logits.shape
-    token = F.cross_entropy(
-        logits.reshape(b * t, v).float(),
-        labels.reshape(b * t),
-        ignore_index=-100,
-        reduction="none",
-        label_smoothing=label_smoothing,
-    ).view(b, t)  # (B*T,) -> (B, T)
-    mask = labels != -100  # (B, T)
-    per_example = (token * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B,)
-    if weights is not None:
-        per_example = per_example * weights.to(per_example)
-    return per_example.mean()
 
 
 def _route_cross_attention_mask(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
@@ -300,18 +272,8 @@ class BlipModel(DistillModel):
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str) -> None:
         """Write weights + config, tokenizer and amad_model.json {family, task, size} (written last)."""
-        target = Path(directory)
-        target.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target, prefix=".tmp-save-") as tmp:
-            self.model.save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
-            size = dict(self.size, label_smoothing=self.label_smoothing, prompt=self.prompt)
-            meta = {"family": self.family, "task": self.task, "size": size}
-            Path(tmp, META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-            for name in sorted(os.listdir(tmp), key=lambda n: n == META_FILE):
-                if (target / name).is_dir():
-                    shutil.rmtree(target / name)
-                os.replace(Path(tmp, name), target / name)
+        size = dict(self.size, label_smoothing=self.label_smoothing, prompt=self.prompt)
+        self._save_folder(directory, {"family": self.family, "task": self.task, "size": size})
 
     @classmethod
     def from_pretrained(cls, directory: str) -> BlipModel:

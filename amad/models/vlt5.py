@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +20,7 @@ from transformers import AutoTokenizer
 
 from amad.capture import capture_attention
 from amad.errors import CheckpointError, ConfigError, DataError
-from amad.models.base import DistillModel
-from amad.models.blip import weighted_token_loss
+from amad.models.base import META_FILE, DistillModel, weighted_token_loss
 from amad.models.compat import check_compatible
 from amad.models.registry import FAMILIES
 from amad.models.sizes import resolve_size
@@ -33,7 +29,6 @@ from amad.models.vlt5_encoder import VLT5ForConditionalGeneration, joint_mask
 from amad.models.vlt5_visual import vlt5_config
 from amad.types import AttentionMaps, Batch, Example, ModelOutput
 
-META_FILE = "amad_model.json"
 TASK_PREFIXES = {"vqa": "vqa:", "caption": "caption:", "translation": "translate English to German:"}
 # task -> (max source tokens, max target tokens), VL-T5's script defaults.
 DEFAULT_LENGTHS = {"vqa": (20, 10), "caption": (20, 20), "translation": (40, 40)}
@@ -247,23 +242,14 @@ class VLT5Model(DistillModel):
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str) -> None:
         """Write weights (safetensors) + config, tokenizer, and amad_model.json {family, task, size, lengths} last."""
-        target = Path(directory)
-        target.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target, prefix=".tmp-save-") as tmp:
-            self.model.save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
-            meta = {
-                "family": self.family,
-                "task": self.task,
-                "size": self.size,
-                "max_source_length": self.max_source_length,
-                "max_target_length": self.max_target_length,
-            }
-            Path(tmp, META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-            for name in sorted(os.listdir(tmp), key=lambda n: n == META_FILE):
-                if (target / name).is_dir():
-                    shutil.rmtree(target / name)
-                os.replace(Path(tmp, name), target / name)
+        meta = {
+            "family": self.family,
+            "task": self.task,
+            "size": self.size,
+            "max_source_length": self.max_source_length,
+            "max_target_length": self.max_target_length,
+        }
+        self._save_folder(directory, meta)
 
     @classmethod
     def from_pretrained(cls, directory: str) -> VLT5Model:
