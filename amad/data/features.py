@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from amad.data.h5stream import find_image, load_rgb, open_h5, stream_to_h5, write_h5_atomic
+from amad.data.h5stream import H5Store, find_image, load_rgb, stream_to_h5, write_h5_atomic
 from amad.errors import DataError
 
 __all__ = [
@@ -50,27 +49,13 @@ LXMERT_FIELDS = [
 ]
 
 
-class FeatureStore:
+class FeatureStore(H5Store):
     """Read-only access to a VL-T5-layout feature h5 file (official obj36/boxes36 files or our grid features).
 
     The file is opened lazily, so a store can be handed to DataLoader worker processes.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._h5: h5py.File | None = None
-        self._pid = os.getpid()
-        self._file()  # fail early on a missing or corrupt file
-
-    def _file(self) -> h5py.File:
-        if self._pid != os.getpid():  # a forked DataLoader worker: never share the parent's HDF5 handle
-            self._h5, self._pid = None, os.getpid()
-        if self._h5 is None:
-            self._h5 = open_h5(self.path, what="feature file", stage="extract")
-        return self._h5
-
-    def __getstate__(self) -> dict:
-        return {"path": self.path, "_h5": None, "_pid": os.getpid()}
+    what = "feature file"
 
     def get(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """Features and normalised boxes of one image.
@@ -78,10 +63,7 @@ class FeatureStore:
         Returns:
             features: float32 (N, D); boxes: float32 (N, 4) as x1/img_w, y1/img_h, x2/img_w, y2/img_h in [0, 1].
         """
-        h5 = self._file()
-        if key not in h5:
-            raise DataError(f"image {key!r} is not in feature file {self.path}: re-run the extract stage for it")
-        group = h5[key]
+        group = self._group(key)
         try:
             features = np.asarray(group["features"][()], dtype=np.float32)  # (N, D)
             boxes = np.array(group["boxes"][()], dtype=np.float32)  # (N, 4) pixels
@@ -90,26 +72,17 @@ class FeatureStore:
         except (KeyError, OSError) as exc:
             raise DataError(
                 f"image {key!r} in {self.path} lacks features/boxes/img_w/img_h or is corrupt ({exc}): "
-                "delete the file and re-run the extract stage"
+                "delete the file and re-run the extract_features stage"
             ) from None
         boxes[:, (0, 2)] /= img_w
         boxes[:, (1, 3)] /= img_h
         np.clip(boxes, 0.0, 1.0, out=boxes)
         return features, boxes
 
-    def keys(self) -> list[str]:
-        return list(self._file().keys())
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self._file()
-
-    def __len__(self) -> int:
-        return len(self._file())
-
     def _first(self) -> h5py.Group:
         for key in self._file():
             return self._file()[key]
-        raise DataError(f"feature file {self.path} holds no images: delete it and re-run the extract stage")
+        raise DataError(f"feature file {self.path} holds no images: delete it and re-run the extract_features stage")
 
     @property
     def feature_dim(self) -> int:
@@ -120,17 +93,6 @@ class FeatureStore:
     def num_boxes(self) -> int:
         """N of the first image (36 for the official files, grid**2 for grid features)."""
         return int(self._first()["features"].shape[0])
-
-    def close(self) -> None:
-        if self._h5 is not None:
-            self._h5.close()
-            self._h5 = None
-
-    def __enter__(self) -> FeatureStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def write_features(

@@ -63,6 +63,58 @@ def open_h5(path: Path, *, what: str, stage: str) -> h5py.File:
         raise DataError(f"{what} {path} is corrupt ({reason}): delete it and re-run the {stage} stage") from None
 
 
+class H5Store:
+    """Read-only, lazily opened h5 file of one group per image key; safe to hand to DataLoader workers.
+
+    Subclasses set ``what`` (for messages) and read their datasets in ``get``.
+    """
+
+    what = "h5 file"
+    stage = "extract_features"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._h5: h5py.File | None = None
+        self._pid = os.getpid()
+        self._file()  # fail early on a missing or corrupt file
+
+    def _file(self) -> h5py.File:
+        if self._pid != os.getpid():  # a forked DataLoader worker: never share the parent's HDF5 handle
+            self._h5, self._pid = None, os.getpid()
+        if self._h5 is None:
+            self._h5 = open_h5(self.path, what=self.what, stage=self.stage)
+        return self._h5
+
+    def _group(self, key: str) -> h5py.Group:
+        h5 = self._file()
+        if key not in h5:
+            raise DataError(f"image {key!r} is not in {self.what} {self.path}: re-run the {self.stage} stage for it")
+        return h5[key]
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "_h5": None, "_pid": os.getpid()}
+
+    def keys(self) -> list[str]:
+        return list(self._file().keys())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self._file()
+
+    def __len__(self) -> int:
+        return len(self._file())
+
+    def close(self) -> None:
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def partial_path(out_path: str | Path) -> Path:
     """Where unfinished work for ``out_path`` is kept: ``features.h5`` -> ``features.h5.partial.h5``."""
     out_path = Path(out_path)

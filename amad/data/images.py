@@ -8,14 +8,12 @@ processor). Paper scale can pass ``processor=<local folder or hub id>`` to use t
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from amad.data.h5stream import find_image, load_rgb, open_h5, stream_to_h5
+from amad.data.h5stream import H5Store, find_image, load_rgb, stream_to_h5
 from amad.errors import ConfigError, DataError
 
 __all__ = ["CLIP_MEAN", "CLIP_STD", "ImageStore", "cache_images", "preprocess_image"]
@@ -25,32 +23,16 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class ImageStore:
+class ImageStore(H5Store):
     """Read-only access to an image cache written by :func:`cache_images`; opened lazily (DataLoader-safe)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._h5: h5py.File | None = None
-        self._pid = os.getpid()
-        self._file()
-
-    def _file(self) -> h5py.File:
-        if self._pid != os.getpid():  # a forked DataLoader worker: never share the parent's HDF5 handle
-            self._h5, self._pid = None, os.getpid()
-        if self._h5 is None:
-            self._h5 = open_h5(self.path, what="image cache", stage="image cache")
-        return self._h5
-
-    def __getstate__(self) -> dict:
-        return {"path": self.path, "_h5": None, "_pid": os.getpid()}
+    what = "image cache"
 
     def get(self, key: str) -> np.ndarray:
         """Normalised pixels of one image: float32 (3, S, S)."""
-        h5 = self._file()
-        if key not in h5:
-            raise DataError(f"image {key!r} is not in image cache {self.path}: re-run the image cache stage for it")
+        group = self._group(key)
         try:
-            return np.asarray(h5[key]["pixels"][()], dtype=np.float32)  # (3, S, S)
+            return np.asarray(group["pixels"][()], dtype=np.float32)  # (3, S, S)
         except (KeyError, OSError) as exc:
             raise DataError(
                 f"image {key!r} in {self.path} has no readable 'pixels' ({exc}): delete the file and re-run the "
@@ -65,27 +47,7 @@ class ImageStore:
             return int(h5.attrs["image_size"])
         for key in h5:
             return int(h5[key]["pixels"].shape[-1])
-        raise DataError(f"image cache {self.path} holds no images: delete it and re-run the image cache stage")
-
-    def keys(self) -> list[str]:
-        return list(self._file().keys())
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self._file()
-
-    def __len__(self) -> int:
-        return len(self._file())
-
-    def close(self) -> None:
-        if self._h5 is not None:
-            self._h5.close()
-            self._h5 = None
-
-    def __enter__(self) -> ImageStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        raise DataError(f"image cache {self.path} holds no images: delete it and re-run the extract_features stage")
 
 
 def preprocess_image(image, image_size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from amad.capture import CaptureSpec, attention_layout
 from amad.errors import ConfigError
 from amad.models import build_model, load_model
-from amad.models.blip import BlipModel, weighted_token_loss
+from amad.models.base import weighted_token_loss
+from amad.models.blip import BlipModel
 from amad.types import Example
 
 TASKS = ("vqa", "caption")
