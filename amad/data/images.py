@@ -36,7 +36,7 @@ class ImageStore(H5Store):
         except (KeyError, OSError) as exc:
             raise DataError(
                 f"image {key!r} in {self.path} has no readable 'pixels' ({exc}): delete the file and re-run the "
-                "image cache stage"
+                "extract_features stage"
             ) from None
 
     @property

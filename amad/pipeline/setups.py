@@ -97,7 +97,8 @@ def load_teacher(teacher_dir: str | Path) -> DistillModel:
     model_dir = Path(teacher_dir) / "model"
     if not (model_dir / "amad_model.json").exists():
         raise CheckpointError(
-            f"missing teacher checkpoint {model_dir}: run `dvc repro teacher@<setup>` first (or check the path)"
+            f"missing teacher checkpoint {model_dir}: run `dvc repro teacher@{Path(teacher_dir).name}` first "
+            "(or check the path)"
         )
     return load_model(model_dir)
 

@@ -187,7 +187,7 @@ def test_missing_teacher_checkpoint_is_a_one_line_error(tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: missing teacher checkpoint results/teachers/vlt5-vqa/model: run `dvc repro teacher@<setup>` first "
+        "error: missing teacher checkpoint results/teachers/vlt5-vqa/model: run `dvc repro teacher@vlt5-vqa` first "
         "(or check the path)"
     )
     assert not (tmp_path / "out").exists()
