@@ -140,8 +140,8 @@ def cpu_table(groups: list[tuple[str, str, str, int]], batch: int, repeats: int,
 
 def distillation_step_rate(batch: int, steps: int, device: str, teacher_size: str, student_size: str) -> None:
     """VL-T5 distillation step in bf16 autocast: AMAD KL on all kinds (+ logit KD) vs logit KD only, samples/s."""
-    from amad.capture import CaptureSpec, map_layers
-    from amad.losses import amad_kl, logit_kd
+    from amad.training.step import distill_step, plan_capture
+    from amad.training.terms import parse_method
 
     print(f"\n## {device}: {teacher_size} -> {student_size} distillation step, bf16 autocast, VQA batch {batch}")
     if device == "cuda" and not torch.cuda.is_available():
@@ -155,27 +155,20 @@ def distillation_step_rate(batch: int, steps: int, device: str, teacher_size: st
     student = build_model("vlt5", "vqa", sizes[student_size], tok).to(device).train()
     data = student.collate(vqa_examples(batch, n_tokens), FakeVisual(sizes[teacher_size]), train=True).to(device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    t_layout, s_layout = teacher.attention_layout(), student.attention_layout()
-    pairs = {k: map_layers("uniform", t_layout[k][0], s_layout[k][0]) for k in s_layout}
-    t_spec = CaptureSpec(layers={k: sorted({t for _, t in p}) for k, p in pairs.items()})
-    s_spec = CaptureSpec(layers={k: [s for s, _ in p] for k, p in pairs.items()})
+    logit = parse_method("logit", {"task": 1.0, "logit_kd": {"weight": 1.0, "temperature": 2.0}})
+    amad = parse_method("amad", {"task": 1.0, "logit_kd": {"weight": 1.0, "temperature": 2.0}, "amad_kl": 1.0})
+    plans = {
+        False: plan_capture(student, teacher, (), "uniform"),
+        True: plan_capture(student, teacher, tuple(student.attention_layout()), "uniform"),
+    }
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
 
     def step(attention: bool) -> None:
+        """The trainer's own step (amad.training.step.distill_step): losses run in float32 outside autocast."""
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device, dtype=torch.bfloat16):
-            with torch.no_grad():
-                t_out = teacher(data, t_spec if attention else None)
-            s_out = student(data, s_spec if attention else None)
-        # distillation losses in float32, outside autocast
-        loss = s_out.loss + logit_kd(s_out.logits.float(), t_out.logits.float(), mask=s_out.target_mask)
-        if attention:
-            for kind, kind_pairs in pairs.items():
-                q, k = s_out.attentions.query_mask[kind], s_out.attentions.key_mask[kind]
-                for s_layer, t_layer in kind_pairs:
-                    s_map, t_map = s_out.attentions[(kind, s_layer)], t_out.attentions[(kind, t_layer)]
-                    loss = loss + amad_kl(s_map.float(), t_map.float(), query_mask=q, key_mask=k)
-        loss.backward()
+            result = distill_step(student, teacher, data, amad if attention else logit, plans[attention])
+        result.total.backward()
         optimizer.step()
 
     results = {}
