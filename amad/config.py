@@ -112,12 +112,16 @@ class TrainConfig:
     max_steps: int | None = None
     checkpoint_every: int = 200
     log_every: int = 20
-    mixed_precision: str = "no"
+    mixed_precision: str | bool = "fp32"
     label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        # "fp32" rather than accelerate's "no": YAML 1.1 reads an unquoted no as false, and `dvc exp run -S`
+        # rewrites params.yaml without the quotes. false / "no" are accepted and mean fp32 too.
+        value = "fp32" if self.mixed_precision in (False, "no") else self.mixed_precision
+        if value not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"mixed_precision must be fp32, bf16 or fp16, got {self.mixed_precision!r}")
+        object.__setattr__(self, "mixed_precision", value)
         if self.batch_size < 1 or self.grad_accum < 1 or self.epochs < 1:
             raise ConfigError("epochs, batch_size and grad_accum must be >= 1")
 

@@ -51,7 +51,7 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     cuda = torch.cuda.is_available()
     return Accelerator(
         cpu=not cuda,
-        mixed_precision=cfg.mixed_precision if cuda else "no",
+        mixed_precision=cfg.mixed_precision if cuda and cfg.mixed_precision != "fp32" else "no",
         gradient_accumulation_steps=cfg.grad_accum,
     )
 

@@ -191,3 +191,13 @@ def test_missing_teacher_checkpoint_is_a_one_line_error(tmp_path):
         "(or check the path)"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_mixed_precision_survives_yaml_booleans():
+    # `dvc exp run -S` rewrites params.yaml and may drop quotes: an unquoted `no` loads as False.
+    params = _preset("smoke")
+    params["distill"]["train"]["mixed_precision"] = False
+    assert P.distill(params).train.mixed_precision == "fp32"
+    params["distill"]["train"]["mixed_precision"] = "fp64"
+    with pytest.raises(ConfigError, match="mixed_precision must be fp32, bf16 or fp16"):
+        P.validate_all(params)
