@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tiny_fixtures
 import torch
-from tokenizers import Tokenizer, normalizers, pre_tokenizers
-from tokenizers.models import WordLevel
 from transformers import PreTrainedTokenizerFast
 
 from amad.types import Batch, Example
 
-SPECIALS = ["<pad>", "</s>", "<unk>", "<s>", "<enc>"]  # ids 0..4, as the mini tokenizers
 _PROMPTS = ["vqa", ":", "caption", "translate", "english", "to", "german"]
 _ENGLISH = ["what", "color", "is", "the", "shape", "?", "how", "many", "shapes", "are", "there", "red", "blue", "green"]
 _ENGLISH2 = ["circle", "square", "triangle", "yes", "no", "one", "two", "three", "a", "small", "large", "on", "left"]
@@ -37,14 +35,8 @@ TINY_STUDENT = dict(TINY, d_kv=16, num_heads=2, num_layers=1, num_decoder_layers
 
 
 def make_tokenizer(words: list[str] = WORDS) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer with a fixed vocabulary: specials 0..4 then ``words`` in order."""
-    vocab = {token: i for i, token in enumerate([*SPECIALS, *dict.fromkeys(words)])}
-    tok = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", bos_token="<s>"
-    )
+    """The shared word-level test tokenizer (specials 0..4), with the VL-T5 test vocabulary by default."""
+    return tiny_fixtures.make_tokenizer(words)
 
 
 class FakeFeatures:
