@@ -185,7 +185,8 @@ def evaluate_model(
     metrics: dict[str, Any] = {}
     predictions: dict[str, dict[str, str]] = {}
     signature = None
-    for name, examples in S.test_sets(layout, task, data_cfg.scale).items():
+    test_sets = S.test_sets(layout, task, data_cfg.scale)
+    for name, examples in test_sets.items():
         preds = evaluation.predict(
             model,
             examples,
@@ -199,7 +200,7 @@ def evaluate_model(
         signature = scores.pop(f"signature/{name}", signature)
         metrics.update(scores)
         predictions[name] = preds
-    first = next(iter(S.test_sets(layout, task, data_cfg.scale).values()))
+    first = next(iter(test_sets.values()))
     latency_batch = model.collate(first[: ecfg.latency_batch], visual, train=False)
     cost = {"params": count_parameters(model.model)} | measure_latency(model, latency_batch, repeats=3, warmup=1)
     layout_info = model.attention_layout()
