@@ -81,7 +81,7 @@ def run_download(params: dict, data_root: str, progress: bool = True) -> None:
         from amad.data.manifest import load_manifest
 
         manifest = load_manifest()
-        tasks = sorted({setup.partition("-")[2] for setup in P.suite(params).setups})
+        tasks = sorted({setup.partition("-")[2] for setup in P.suite(params).all_setups})
         entries = [e for task in tasks for e in manifest.for_task(task)]
         unique = list({e.path: e for e in entries}.values())
         fetch_all(unique, layout.root / "raw", mirror=data_cfg.mirror or None, progress=progress)

@@ -8,14 +8,27 @@ from typing import Any
 
 from amad.config import TrainConfig, check_preset, from_dict, parse_setup, section
 from amad.errors import ConfigError
+from amad.pipeline.layout import VISUAL_TASKS
 from amad.training.terms import Term, parse_method
 
 
 @dataclasses.dataclass(frozen=True)
 class SuiteConfig:
+    """What the distillation matrix runs: vision-language setups x methods x seeds, plus the text-only
+    (translation) setups x methods x their own, usually fewer, seeds."""
+
     setups: tuple[str, ...]
     methods: tuple[str, ...]
     seeds: tuple[int, ...]
+    text_setups: tuple[str, ...] = ()
+    text_seeds: tuple[int, ...] = ()
+
+    @property
+    def all_setups(self) -> tuple[str, ...]:
+        return self.setups + self.text_setups
+
+    def seeds_for(self, setup: str) -> tuple[int, ...]:
+        return self.text_seeds if setup in self.text_setups else self.seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +111,20 @@ def merged_train(base: TrainConfig, override: Mapping[str, Any], where: str) -> 
 
 def suite(params: Mapping[str, Any]) -> SuiteConfig:
     cfg = from_dict(SuiteConfig, section(params, "suite"), "suite")
-    for setup in cfg.setups:
-        parse_setup(setup)
+    for key, wanted, fix in (("setups", VISUAL_TASKS, "text_setups"), ("text_setups", ("translation",), "setups")):
+        for setup in getattr(cfg, key):
+            _, task = parse_setup(setup)
+            if task not in wanted:
+                raise ConfigError(f"suite.{key} cannot hold {setup!r} ({task} is listed under suite.{fix}): move it there")
+    for key in ("setups", "text_setups", "seeds", "text_seeds"):
+        values = getattr(cfg, key)
+        if len(set(values)) != len(values):
+            raise ConfigError(f"suite.{key} lists a value twice: {list(values)}; remove the repeat")
+    for setups, seeds in (("setups", "seeds"), ("text_setups", "text_seeds")):
+        if getattr(cfg, setups) and not getattr(cfg, seeds):
+            raise ConfigError(f"suite.{seeds} is empty but suite.{setups} is not: give at least one seed, e.g. [0]")
+    if not cfg.all_setups:
+        raise ConfigError("suite.setups and suite.text_setups are both empty: list at least one setup")
     methods = section(params, "distill.methods")
     for method in cfg.methods:
         if method not in methods:
@@ -178,7 +203,7 @@ def validate_all(params: Mapping[str, Any]) -> SuiteConfig:
     features(params)
     distill(params)
     evaluate(params)
-    for setup in cfg.setups:
+    for setup in cfg.all_setups:
         teacher_setup(params, setup)
         student_train(params, setup)
     for method in cfg.methods:

@@ -35,7 +35,7 @@ def test_mini_students_have_fewer_heads_and_layers_than_teachers():
     from amad.models.sizes import resolve_size
 
     params = _preset("mini")
-    for setup in P.suite(params).setups:
+    for setup in P.suite(params).all_setups:
         family, _ = parse_setup(setup)
         teacher = resolve_size(P.teacher_setup(params, setup)[0].size, family)
         student = resolve_size(P.student_setup(params, setup).size, family)
@@ -80,6 +80,43 @@ def test_blip_translation_makes_no_sense():
     params["suite"]["setups"] = ["blip-translation"]
     with pytest.raises(ConfigError, match="BLIP has no Multi30K translation task"):
         P.validate_all(params)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("setups", ["vlt5-translation"], r"suite.setups cannot hold 'vlt5-translation'.*move it there"),
+        ("text_setups", ["vlt5-vqa"], r"suite.text_setups cannot hold 'vlt5-vqa'.*move it there"),
+        ("seeds", [0, 0], r"suite.seeds lists a value twice"),
+        ("text_seeds", [], r"suite.text_seeds is empty but suite.text_setups is not"),
+    ],
+)
+def test_suite_groups_are_checked(key, value, message):
+    params = _preset("mini")
+    params["suite"][key] = value
+    with pytest.raises(ConfigError, match=message):
+        P.validate_all(params)
+
+
+def test_text_setups_have_their_own_seeds():
+    cfg = P.suite(_preset("mini"))
+    assert "vlt5-translation" in cfg.all_setups and "vlt5-translation" not in cfg.setups
+    assert cfg.seeds_for("vlt5-translation") == cfg.text_seeds and cfg.seeds_for("vlt5-vqa") == cfg.seeds
+    assert len(cfg.text_seeds) < len(cfg.seeds)  # the slowest task runs fewer seeds on a CPU
+
+
+def test_dvc_yaml_stage_groups_follow_the_suite(tmp_path):
+    """The text stages come from suite.text_setups x text_seeds, share the command of their vision twins,
+    and do not depend on the visual features."""
+    text = (ROOT / "dvc.yaml").read_text()
+    stages = yaml.safe_load(text)["stages"]
+    for name in ("teacher", "distill", "evaluate"):
+        vision, texts = stages[name], stages[f"{name}_text"]
+        vision_body, text_body = vision.get("do", vision), texts.get("do", texts)
+        assert text_body["cmd"] == vision_body["cmd"] and text_body["outs"] == vision_body["outs"]
+        assert not any(str(d).startswith(("data/features", "data/images")) for d in text_body["deps"])
+    assert stages["teacher_text"]["foreach"] == "${suite.text_setups}"
+    assert stages["distill_text"]["matrix"]["seed"] == "${suite.text_seeds}"
 
 
 def test_unknown_preset():

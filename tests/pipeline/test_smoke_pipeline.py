@@ -59,12 +59,15 @@ def smoke_repo(tmp_path_factory):
 
 def test_repro_writes_metrics_and_reports(smoke_repo):
     params = yaml.safe_load((smoke_repo / "params.yaml").read_text())
+    suite = params["suite"]
     runs = [
         f"{s}-{m}-s{seed}"
-        for s in params["suite"]["setups"]
-        for m in params["suite"]["methods"]
-        for seed in params["suite"]["seeds"]
+        for setups, seeds in ((suite["setups"], suite["seeds"]), (suite["text_setups"], suite["text_seeds"]))
+        for s in setups
+        for m in suite["methods"]
+        for seed in seeds
     ]
+    assert any(run.startswith("vlt5-translation") for run in runs)
     for run in runs:
         record = json.loads((smoke_repo / "results" / "eval" / f"{run}.json").read_text())
         assert record["run"] == run and record["preset"] == "smoke"
@@ -75,12 +78,13 @@ def test_repro_writes_metrics_and_reports(smoke_repo):
     caption = json.loads((smoke_repo / "results" / "eval" / "blip-caption-amad-s0.json").read_text())["metrics"]
     assert set(caption) >= {"BLEU-4", "METEOR", "ROUGE-L", "CIDEr"}
     assert caption["SPICE"] is None  # unavailable offline: reported as such, never as 0
-    for name in ("vqa.md", "vqa.tex", "vqa.csv", "caption.md", "cost.md"):
+    for name in ("vqa.md", "vqa.tex", "vqa.csv", "caption.md", "translation.md", "cost.md"):
         assert (smoke_repo / "reports" / "tables" / name).stat().st_size > 0
     figures = list((smoke_repo / "reports" / "figures").glob("*.png"))
     assert any(f.name.startswith("alignment_") for f in figures) and any(f.name.startswith("curves_") for f in figures)
     summary = json.loads((smoke_repo / "reports" / "summary.json").read_text())
     assert "vqa.vlt5.amad.acc" in summary and "caption.blip.logit.cider" in summary
+    assert "translation.vlt5.amad.bleu16" in summary
 
 
 def test_exp_show_has_readable_columns(smoke_repo):
@@ -169,7 +173,9 @@ def test_exp_run_set_param_reruns_only_what_changed(smoke_repo):
     assert ran == [
         "distill@blip-caption-amad-0",
         "distill@vlt5-vqa-amad-0",
+        "distill_text@vlt5-translation-amad-0",
         "evaluate@blip-caption-amad-0",
         "evaluate@vlt5-vqa-amad-0",
+        "evaluate_text@vlt5-translation-amad-0",
         "report",
     ]
