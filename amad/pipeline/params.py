@@ -115,7 +115,9 @@ def suite(params: Mapping[str, Any]) -> SuiteConfig:
         for setup in getattr(cfg, key):
             _, task = parse_setup(setup)
             if task not in wanted:
-                raise ConfigError(f"suite.{key} cannot hold {setup!r} ({task} is listed under suite.{fix}): move it there")
+                raise ConfigError(
+                    f"suite.{key} cannot hold {setup!r} ({task} belongs under suite.{fix}): move it there"
+                )
     for key in ("setups", "text_setups", "seeds", "text_seeds"):
         values = getattr(cfg, key)
         if len(set(values)) != len(values):
