@@ -22,6 +22,9 @@ def setup_logging() -> None:
 def run_stage(main: Callable[[], None]) -> None:
     """Run ``main``; user-fixable errors print ``error: <message>`` and exit 2, Ctrl-C exits 130."""
     setup_logging()
+    from amad.allocator import keep_freed_memory
+
+    keep_freed_memory()  # CPU steps stop paying page faults for their recycled activations (amad/allocator.py)
     try:
         main()
     except AmadError as err:

@@ -76,8 +76,9 @@ class AttentionMaps:
     """Captured attention probabilities.
 
     probs[(kind, layer)]: (B, H, Q, K) pre-dropout post-softmax probabilities.
-    query_mask[kind]: (B, Q) bool and key_mask[kind]: (B, K) bool, True = valid position (may be absent
-    when the capture backend cannot know the masks; the model wrapper fills them in).
+    query_mask[kind]: (B, Q) bool and key_mask[kind]: (B, K) bool, True = valid position. Absent means every
+    position is valid (the capture backend leaves them empty; the model wrapper fills in the ones that mask
+    something, e.g. padded text, and leaves out never-padded image patches).
     """
 
     probs: dict[MapKey, torch.Tensor] = field(default_factory=dict)

@@ -13,8 +13,8 @@ the student's gradient is.
 
 Allocator: glibc returns freed blocks of a few MiB to the OS and faults them back in on the next allocation, and how
 often depends on what ran before (one_to_one_kl swung between 3 and 6 ms here). The script therefore asks glibc
-(mallopt) to keep freed memory, as a caching allocator does, so the table measures the losses; --system-malloc
-turns this off.
+(mallopt) to keep freed memory, as a caching allocator does and as every stage script does (amad/allocator.py),
+so the table measures the losses; --system-malloc turns this off.
 
 Usage: python benchmarks/losses.py [--repeats 25] [--threads 1] [--system-malloc]
 """
@@ -22,8 +22,6 @@ Usage: python benchmarks/losses.py [--repeats 25] [--threads 1] [--system-malloc
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import json
 import os
 import statistics
@@ -35,21 +33,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import amad.losses as L
+from amad.allocator import keep_freed_memory
 
 B, HT, HS, Q, K = 32, 12, 8, 64, 64
 TARGETS = {"time": 2.0, "memory": 2.0}  # amad_kl / one_to_one_kl
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc not to trim the heap nor mmap large blocks (M_TRIM_THRESHOLD, M_MMAP_THRESHOLD); False if not glibc."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(-1, 1 << 30)) and bool(libc.mallopt(-3, 1 << 30))  # M_TRIM_, M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return False
 
 
 def make_inputs(hs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -62,7 +62,9 @@ def check_row_sums(probs: Mapping[MapKey, torch.Tensor]) -> None:
 
 
 @contextmanager
-def capture_attention(model: nn.Module, spec: CaptureSpec, *, check_rows: bool = True) -> Iterator[AttentionMaps]:
+def capture_attention(
+    model: nn.Module, spec: CaptureSpec, *, check_rows: bool | None = None
+) -> Iterator[AttentionMaps]:
     """Record the attention probabilities that ``spec`` asks for while the block runs.
 
     Only the requested layers are switched to a recording path; every other layer keeps its implementation
@@ -77,7 +79,8 @@ def capture_attention(model: nn.Module, spec: CaptureSpec, *, check_rows: bool =
         model: a transformers T5 (``T5ForConditionalGeneration`` or a subclass, also one that calls its encoder
             blocks itself) or BLIP (``BlipForConditionalGeneration``, ``BlipForQuestionAnswering``) model.
         spec: kinds and layers to record; validated against ``attention_layout(model)``.
-        check_rows: after the block, check that every captured row sums to 1 (one device sync).
+        check_rows: after the block, check that every captured row sums to 1 (one device sync); None (the
+            default) follows ``spec.check_rows``.
 
     Yields:
         The AttentionMaps that the block fills in.
@@ -117,5 +120,5 @@ def capture_attention(model: nn.Module, spec: CaptureSpec, *, check_rows: bool =
             raise CaptureError(
                 f"captured {kind} layer {layer} has shape {tuple(probs.shape)}, expected (B, {heads[kind][1]}, Q, K)"
             )
-    if check_rows:
+    if spec.check_rows if check_rows is None else check_rows:
         check_row_sums(maps.probs)

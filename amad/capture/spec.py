@@ -23,9 +23,12 @@ class CaptureSpec:
     Args:
         layers: kind -> layer indices, or None for every layer of that kind, e.g.
             ``{"encoder_self": [0, 2], "cross": None}``. Negative indices count from the last layer.
+        check_rows: check after each capture that every recorded row sums to 1 (one pass over the maps and one
+            device sync). A training loop checks its first step and then turns this off.
     """
 
     layers: Mapping[str, Sequence[int] | None]
+    check_rows: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.layers, Mapping) or not self.layers:

@@ -221,10 +221,12 @@ class BlipModel(DistillModel):
     def _fill_masks(
         self, maps: AttentionMaps, capture: Any, batch: Batch, dec_q: torch.Tensor, dec_k: torch.Tensor, n_ctx: int
     ) -> None:
-        """query_mask / key_mask (B, Q) / (B, K) per requested kind."""
-        device = dec_q.device
-        n_image = (self.image_size // int(self.model.config.vision_config.patch_size)) ** 2 + 1
-        image = torch.ones(len(batch), n_image, dtype=torch.bool, device=device)  # (B, N)
+        """query_mask / key_mask (B, Q) / (B, K) per requested kind; None (left absent) where every position is valid.
+
+        Image positions (CLS + patches) are never padded, so the vision side gets no mask and the losses skip the
+        masking passes over the largest maps.
+        """
+        image = None
         question = batch.attention_mask.bool()  # (B, L)
         if self.task == "vqa":
             masks = {
@@ -237,8 +239,11 @@ class BlipModel(DistillModel):
         else:
             masks = {"vision_self": (image, image), "text_self": (dec_q, dec_k), "text_cross": (dec_q, image)}
         for kind in capture.layers:
-            if kind in masks:
-                maps.query_mask[kind], maps.key_mask[kind] = masks[kind]
+            query, key = masks.get(kind, (None, None))
+            if query is not None:
+                maps.query_mask[kind] = query
+            if key is not None:
+                maps.key_mask[kind] = key
 
     @torch.no_grad()
     def generate(self, batch: Batch, num_beams: int = 1, max_new_tokens: int | None = None) -> list[str]:

@@ -55,6 +55,8 @@ def package_versions() -> dict[str, str | None]:
 def collect(params: dict[str, Any], seed: int | None, **extra: Any) -> dict[str, Any]:
     import torch
 
+    from amad import allocator
+
     return {
         "git": git_state(),
         "params": params,
@@ -64,6 +66,7 @@ def collect(params: dict[str, Any], seed: int | None, **extra: Any) -> dict[str,
         "platform": platform.platform(),
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
+        "allocator": allocator.describe(),
         "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **extra,
     }

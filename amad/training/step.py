@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
@@ -19,20 +20,27 @@ AMAD_ALIGNED = ("amad_kl", "amad_l2", "amad_token_kl")
 
 @dataclass(frozen=True)
 class CapturePlan:
-    """Which (kind, student layer, teacher layer) triples the attention terms compare."""
+    """Which (kind, student layer, teacher layer) triples the attention terms compare.
+
+    ``check_rows``: whether captures check that every map row sums to 1. The training loop checks its first step
+    and then runs with ``dataclasses.replace(plan, check_rows=False)``.
+    """
 
     pairs: tuple[tuple[str, int, int], ...] = ()
     student_heads: dict[str, int] = field(default_factory=dict)
     teacher_heads: dict[str, int] = field(default_factory=dict)
+    check_rows: bool = True
 
+    @cached_property
     def student_spec(self) -> CaptureSpec | None:
-        return _spec([(k, s) for k, s, _ in self.pairs])
+        return _spec([(k, s) for k, s, _ in self.pairs], self.check_rows)
 
+    @cached_property
     def teacher_spec(self) -> CaptureSpec | None:
-        return _spec([(k, t) for k, _, t in self.pairs])
+        return _spec([(k, t) for k, _, t in self.pairs], self.check_rows)
 
 
-def _spec(items: list[tuple[str, int]]) -> CaptureSpec | None:
+def _spec(items: list[tuple[str, int]], check_rows: bool) -> CaptureSpec | None:
     if not items:
         return None
     layers: dict[str, list[int]] = {}
@@ -40,7 +48,7 @@ def _spec(items: list[tuple[str, int]]) -> CaptureSpec | None:
         layers.setdefault(kind, [])
         if layer not in layers[kind]:
             layers[kind].append(layer)
-    return CaptureSpec(layers=layers)
+    return CaptureSpec(layers=layers, check_rows=check_rows)
 
 
 def plan_capture(
@@ -99,14 +107,14 @@ def distill_step(
 ) -> StepResult:
     """Compute every unweighted loss part and their weighted total for one batch."""
     attn_terms = attention_terms(terms)
-    s_out = student(batch, capture=plan.student_spec() if attn_terms else None)
+    s_out = student(batch, capture=plan.student_spec if attn_terms else None)
     parts: dict[str, torch.Tensor] = {TASK_TERM: s_out.loss}
     t_maps = AttentionMaps()
     if needs_teacher(terms):
         if teacher is None:
             raise ConfigError("this method distils from a teacher, but no teacher was given")
         with torch.no_grad():
-            t_out = teacher(batch, capture=plan.teacher_spec() if attn_terms else None)
+            t_out = teacher(batch, capture=plan.teacher_spec if attn_terms else None)
         t_maps = t_out.attentions
         for term in terms:
             if term.name == LOGIT_TERM:

@@ -148,9 +148,13 @@ def test_capture_every_kind_with_masks(request, task, tokenizer, images):
     maps = out.attentions
     assert set(maps.keys()) == {(k, layer) for k, (n, _) in layout.items() for layer in range(n)}
     for (kind, _), probs in maps.probs.items():
-        q_mask, k_mask = maps.query_mask[kind], maps.key_mask[kind]
         b, h, q, k = probs.shape
+        all_valid = torch.ones(b, max(q, k), dtype=torch.bool)
+        q_mask = maps.query_mask.get(kind, all_valid[:, :q])  # absent = every position valid (image patches)
+        k_mask = maps.key_mask.get(kind, all_valid[:, :k])
         assert (b, h) == (len(batch), layout[kind][1]) and q_mask.shape == (b, q) and k_mask.shape == (b, k)
+        assert (kind in maps.query_mask) == (kind != "vision_self")  # image queries are never padded
+        assert (kind in maps.key_mask) == (kind not in ("vision_self", "text_cross"))  # nor are image keys
         rows = probs.sum(-1)  # (B, H, Q)
         assert torch.allclose(rows[q_mask[:, None].expand_as(rows)], torch.ones(()), atol=1e-5)
         assert probs.masked_fill(k_mask[:, None, None, :], 0.0).abs().max() < 1e-6  # no weight on padded keys
