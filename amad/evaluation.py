@@ -61,8 +61,18 @@ def predict(
     return out
 
 
-def score(task: str, examples: Sequence[Example], predictions: dict[str, str], split_name: str = "") -> dict:
-    """The task's metrics for ``predictions`` (uid -> text) against the examples' references."""
+def score(
+    task: str,
+    examples: Sequence[Example],
+    predictions: dict[str, str],
+    split_name: str = "",
+    meteor: Any = True,
+) -> dict:
+    """The task's metrics for ``predictions`` (uid -> text) against the examples' references.
+
+    ``meteor`` (captions): True starts METEOR's JVM for this call; pass a running
+    :class:`amad.metrics.MeteorScorer` to reuse one (the evaluate stage starts it early).
+    """
     from amad import metrics
 
     if task == "vqa":
@@ -72,7 +82,7 @@ def score(task: str, examples: Sequence[Example], predictions: dict[str, str], s
         return {("accuracy" if k == "overall" else f"accuracy/{k}"): v for k, v in result.items()}
     if task == "caption":
         refs = {ex.uid: list(ex.references) for ex in examples}
-        result = metrics.caption_metrics(predictions, refs)
+        result = metrics.caption_metrics(predictions, refs, meteor=meteor)
         return {CAPTION_NAMES[k]: v for k, v in result.items() if k in CAPTION_NAMES}
     if task == "translation":
         hyps = [predictions[ex.uid] for ex in examples]

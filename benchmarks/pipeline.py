@@ -14,10 +14,7 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,9 +26,9 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-MULTI30K = ROOT.parent / "shared" / "data" / "multi30k"
 sys.path.insert(0, str(ROOT / "tests"))
 
+from repo_support import MULTI30K, make_repo, pipeline_env, run  # noqa: E402
 from tiny_fixtures import make_tokenizer  # noqa: E402
 
 from amad.allocator import keep_freed_memory  # noqa: E402
@@ -106,36 +103,10 @@ def step_cost(family: str, batch_size: int, steps: int) -> None:
     print(f"  amad / logit step time (paired median) = {ratio:.3f}  target <= 1.10: {verdict}")
 
 
-def _repo(preset: str) -> Path:
-    repo = Path(tempfile.mkdtemp(prefix=f"amad-{preset}-")) / "amad"
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for rel in files:
-        if (ROOT / rel).is_file():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, repo / rel)
-    params = yaml.safe_load((ROOT / "configs" / "presets" / f"{preset}.yaml").read_text())
-    params["data"]["multi30k"] = str(MULTI30K)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = _env()
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", preset]):
-        subprocess.run(cmd, cwd=repo, env=env, check=True)
-    return repo
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.update(DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", TQDM_DISABLE="1", AMAD_LOG_LEVEL="WARNING")
-    env.update(GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@b")
-    return env
-
-
 def timed_repro(preset: str, target_s: float) -> Path:
-    repo = _repo(preset)
+    repo = make_repo(Path(tempfile.mkdtemp(prefix=f"amad-{preset}-")) / "amad", preset)
     start = time.perf_counter()
-    subprocess.run(["dvc", "repro"], cwd=repo, env=_env(), check=True, capture_output=True)
+    run(["dvc", "repro"], repo, pipeline_env(), timeout=3600)
     elapsed = time.perf_counter() - start
     print(
         f"{preset}: dvc repro from scratch {elapsed:7.1f} s  target <= {target_s:.0f} s: "
@@ -146,7 +117,7 @@ def timed_repro(preset: str, target_s: float) -> Path:
 
 def timed_noop(repo: Path) -> None:
     start = time.perf_counter()
-    out = subprocess.run(["dvc", "repro"], cwd=repo, env=_env(), check=True, capture_output=True, text=True).stdout
+    out = run(["dvc", "repro"], repo, pipeline_env()).stdout
     elapsed = time.perf_counter() - start
     ran = "Running stage" in out
     print(

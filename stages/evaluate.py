@@ -1,10 +1,11 @@
 """DVC stage: score one distilled student on its task's test sets."""
 
 import argparse
+import contextlib
 
 from amad.cli import run_stage
-from amad.config import load_params
-from amad.pipeline.train_stages import run_evaluate
+from amad.config import load_params, parse_setup
+from amad.metrics.meteor import MeteorScorer
 
 
 def main() -> None:
@@ -16,7 +17,15 @@ def main() -> None:
     parser.add_argument("--run", required=True, help="the distill stage's folder")
     parser.add_argument("--out", required=True, help="eval JSON")
     args = parser.parse_args()
-    run_evaluate(load_params(), args.setup, args.method, args.seed, args.data, args.run, args.out)
+    params = load_params()
+    _, task = parse_setup(args.setup)
+    with contextlib.ExitStack() as stack:
+        # METEOR's JVM takes seconds to load its paraphrase tables: for captions, start it before torch and
+        # transformers are imported, so the two load side by side.
+        meteor = stack.enter_context(MeteorScorer()) if task == "caption" else True
+        from amad.pipeline.train_stages import run_evaluate
+
+        run_evaluate(params, args.setup, args.method, args.seed, args.data, args.run, args.out, meteor=meteor)
 
 
 if __name__ == "__main__":

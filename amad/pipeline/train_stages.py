@@ -76,7 +76,7 @@ def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, eval_out
     info = collect(stage_params, data_cfg.seed, setup=setup, steps=result.steps, train_seconds=result.seconds)
     write_json(out / "run_info.json", info)
     evaluate_model(params, model, setup, "teacher", None, layout, Path(eval_out), run_dir=out)
-    ckpt.clear_state(out / "checkpoint")
+    ckpt.clear_state(out / "checkpoint", result.steps)
 
 
 def run_distill(
@@ -142,7 +142,7 @@ def run_distill(
         loss_versions={t.name: getattr(_loss(t.name), "version", None) for t in terms if t.name != "task"},
     )
     write_json(out / "run_info.json", info)
-    ckpt.clear_state(out / "checkpoint")
+    ckpt.clear_state(out / "checkpoint", result.steps)
 
 
 def _loss(name: str):
@@ -151,7 +151,10 @@ def _loss(name: str):
     return losses.get(name)
 
 
-def run_evaluate(params: dict, setup: str, method: str, seed: int, data_root: str, run_dir: str, out: str) -> None:
+def run_evaluate(
+    params: dict, setup: str, method: str, seed: int, data_root: str, run_dir: str, out: str, meteor: Any = True
+) -> None:
+    """``meteor``: a running :class:`amad.metrics.MeteorScorer` for caption setups, or True to start one."""
     P.validate_all(params)
     model = load_model(Path(run_dir) / "model")
     evaluate_model(
@@ -163,6 +166,7 @@ def run_evaluate(params: dict, setup: str, method: str, seed: int, data_root: st
         DataLayout(Path(data_root), P.data(params).scale),
         Path(out),
         run_dir=Path(run_dir),
+        meteor=meteor,
     )
 
 
@@ -177,6 +181,7 @@ def evaluate_model(
     *,
     run_dir: Path,
     predictions_out: Path | None = None,
+    meteor: Any = True,
 ) -> dict:
     """Score ``model`` on the task's test sets and write the eval JSON the report stage reads."""
     family, task = parse_setup(setup)
@@ -196,7 +201,7 @@ def evaluate_model(
             max_new_tokens=ecfg.max_new_tokens[task],
             desc=f"eval {setup} {method} {name}",
         )
-        scores = evaluation.score(task, examples, preds, name if task == "translation" else "")
+        scores = evaluation.score(task, examples, preds, name if task == "translation" else "", meteor=meteor)
         signature = scores.pop(f"signature/{name}", signature)
         metrics.update(scores)
         predictions[name] = preds

@@ -15,6 +15,7 @@ from amad.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
+DONE_FILE = "finished.json"
 
 
 def fingerprint(config: Any) -> str:
@@ -48,7 +49,17 @@ def load_state(directory: str | Path, expected_fingerprint: str) -> dict[str, An
     return state
 
 
-def clear_state(directory: str | Path) -> None:
-    path = Path(directory) / STATE_FILE
+def clear_state(directory: str | Path, steps: int) -> None:
+    """Drop the resume state of a finished run and leave ``finished.json`` saying so.
+
+    The folder is a persistent DVC output: the note keeps it from being an empty output that DVC warns about.
+    """
+    directory = Path(directory)
+    path = directory / STATE_FILE
     if path.exists():
         path.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    note = {"finished_steps": steps, "resume_state": "deleted: the run finished; a rerun starts from step 0"}
+    tmp = directory / f".{DONE_FILE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(note, indent=2) + "\n")
+    os.replace(tmp, directory / DONE_FILE)

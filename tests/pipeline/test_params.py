@@ -1,12 +1,11 @@
 """params.yaml validation: every preset is valid; typos fail with one-line errors naming the fix."""
 
 import copy
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from repo_support import run, stage_cmd
 
 from amad.config import load_params, parse_setup
 from amad.errors import ConfigError, UnknownNameError
@@ -166,28 +165,8 @@ def test_stage_prints_one_line_error_and_no_traceback(tmp_path):
     params = _preset("mini")
     params["suite"]["methods"] = ["amda"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "stages" / "distill.py"),
-            "--setup",
-            "vlt5-vqa",
-            "--method",
-            "amda",
-            "--seed",
-            "0",
-            "--data",
-            "data",
-            "--teacher",
-            "t",
-            "--out",
-            "o",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    cmd = stage_cmd("distill", ROOT, setup="vlt5-vqa", method="amda", seed=0, data="data", teacher="t", out="o")
+    proc = run(cmd, tmp_path, check=False, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
@@ -200,28 +179,9 @@ def test_stage_prints_one_line_error_and_no_traceback(tmp_path):
 
 def test_missing_teacher_checkpoint_is_a_one_line_error(tmp_path):
     (tmp_path / "params.yaml").write_text((PRESETS / "smoke.yaml").read_text())
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "stages" / "distill.py"),
-            "--setup",
-            "vlt5-vqa",
-            "--method",
-            "amad",
-            "--seed",
-            "0",
-            "--data",
-            "data",
-            "--teacher",
-            "results/teachers/vlt5-vqa",
-            "--out",
-            "out",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    teacher = "results/teachers/vlt5-vqa"
+    cmd = stage_cmd("distill", ROOT, setup="vlt5-vqa", method="amad", seed=0, data="data", teacher=teacher, out="out")
+    proc = run(cmd, tmp_path, check=False, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: missing teacher checkpoint results/teachers/vlt5-vqa/model: run `dvc repro teacher@vlt5-vqa` first "

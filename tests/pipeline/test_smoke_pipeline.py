@@ -2,18 +2,11 @@
 and a distill run killed part-way then resumed to identical results."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-MULTI30K = ROOT.parent / "shared" / "data" / "multi30k"
+from repo_support import MULTI30K, make_repo, pipeline_env, run, stage_cmd
 
 pytestmark = [
     pytest.mark.slow,
@@ -21,39 +14,10 @@ pytestmark = [
 ]
 
 
-def _run(cmd, cwd, env=None, check=True, timeout=600):
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.update(DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", AMAD_LOG_LEVEL="WARNING", TQDM_DISABLE="1")
-    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    return env
-
-
 @pytest.fixture(scope="module")
 def smoke_repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("smoke") / "amad"
-    files = _run(["git", "ls-files", "-co", "--exclude-standard"], ROOT).stdout.split()
-    for rel in files:
-        src = ROOT / rel
-        if src.is_file() and not rel.startswith(("reports/tables", "reports/figures")):
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, repo / rel)
-    env = _env()
-    _run([sys.executable, "-m", "amad.preset", "smoke"], repo, env)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"]["multi30k"] = str(MULTI30K)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], repo, env)
-    _run(["git", "add", "-A"], repo, env)
-    _run(["git", "commit", "-qm", "smoke"], repo, env)
-    _run(["dvc", "repro"], repo, env, timeout=900)
+    repo = make_repo(tmp_path_factory.mktemp("smoke") / "amad", "smoke")
+    run(["dvc", "repro"], repo, pipeline_env(), timeout=900)
     return repo
 
 
@@ -67,19 +31,20 @@ def test_repro_writes_metrics_and_reports(smoke_repo):
         for m in suite["methods"]
         for seed in seeds
     ]
-    assert any(run.startswith("vlt5-translation") for run in runs)
-    for run in runs:
-        record = json.loads((smoke_repo / "results" / "eval" / f"{run}.json").read_text())
-        assert record["run"] == run and record["preset"] == "smoke"
+    assert any(name.startswith("vlt5-translation") for name in runs)
+    for name in runs:
+        record = json.loads((smoke_repo / "results" / "eval" / f"{name}.json").read_text())
+        assert record["run"] == name and record["preset"] == "smoke"
         assert record["metrics"][record["headline"]] is not None
         assert record["cost"]["params"] > 0
-        info = json.loads((smoke_repo / "results" / "distill" / run / "run_info.json").read_text())
+        info = json.loads((smoke_repo / "results" / "distill" / name / "run_info.json").read_text())
         assert info["seed"] == record["seed"] and info["versions"]["torch"] and info["git"]["sha"]
+        assert info["allocator"] == "glibc-keep-freed"  # the stage scripts keep freed memory (amad/allocator.py)
     caption = json.loads((smoke_repo / "results" / "eval" / "blip-caption-amad-s0.json").read_text())["metrics"]
     assert set(caption) >= {"BLEU-4", "METEOR", "ROUGE-L", "CIDEr"}
     assert caption["SPICE"] is None  # unavailable offline: reported as such, never as 0
-    for name in ("vqa.md", "vqa.tex", "vqa.csv", "caption.md", "translation.md", "cost.md"):
-        assert (smoke_repo / "reports" / "tables" / name).stat().st_size > 0
+    for table in ("vqa.md", "vqa.tex", "vqa.csv", "caption.md", "translation.md", "cost.md"):
+        assert (smoke_repo / "reports" / "tables" / table).stat().st_size > 0
     figures = list((smoke_repo / "reports" / "figures").glob("*.png"))
     assert any(f.name.startswith("alignment_") for f in figures) and any(f.name.startswith("curves_") for f in figures)
     summary = json.loads((smoke_repo / "reports" / "summary.json").read_text())
@@ -88,7 +53,7 @@ def test_repro_writes_metrics_and_reports(smoke_repo):
 
 
 def test_exp_show_has_readable_columns(smoke_repo):
-    shown = _run(["dvc", "exp", "show", "--no-pager", "--csv"], smoke_repo, _env()).stdout
+    shown = run(["dvc", "exp", "show", "--no-pager", "--csv"], smoke_repo, pipeline_env()).stdout
     header = shown.splitlines()[0].split(",")
     for column in (
         "preset",
@@ -102,33 +67,20 @@ def test_exp_show_has_readable_columns(smoke_repo):
 
 
 def test_repro_with_nothing_changed_runs_nothing(smoke_repo):
-    out = _run(["dvc", "repro"], smoke_repo, _env()).stdout
+    out = run(["dvc", "repro"], smoke_repo, pipeline_env()).stdout
     assert "Running stage" not in out
 
 
 def test_killed_distill_resumes_to_identical_results(smoke_repo, tmp_path):
-    env = _env()
+    env = pipeline_env()
     out = tmp_path / "resumed"
-    cmd = [
-        sys.executable,
-        "stages/distill.py",
-        "--setup",
-        "vlt5-vqa",
-        "--method",
-        "amad",
-        "--seed",
-        "0",
-        "--data",
-        "data",
-        "--teacher",
-        "results/teachers/vlt5-vqa",
-        "--out",
-        str(out),
-    ]
-    killed = _run(cmd, smoke_repo, env | {"AMAD_CRASH_AFTER_STEP": "3"}, check=False)
+    cmd = stage_cmd(
+        "distill", setup="vlt5-vqa", method="amad", seed=0, data="data", teacher="results/teachers/vlt5-vqa", out=out
+    )
+    killed = run(cmd, smoke_repo, env | {"AMAD_CRASH_AFTER_STEP": "3"}, check=False)
     assert killed.returncode == -9, killed.stderr[-2000:]  # SIGKILL right after the step-3 checkpoint
     assert (out / "checkpoint" / "state.pt").exists() and not (out / "model").exists()
-    _run(cmd, smoke_repo, env)
+    run(cmd, smoke_repo, env)
     info = json.loads((out / "run_info.json").read_text())
     assert info["resumed_from_step"] == 3 and info["steps"] == 6
     reference = smoke_repo / "results" / "distill" / "vlt5-vqa-amad-s0"
@@ -141,33 +93,15 @@ def test_killed_distill_resumes_to_identical_results(smoke_repo, tmp_path):
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
     evaluated = tmp_path / "eval.json"
-    _run(
-        [
-            sys.executable,
-            "stages/evaluate.py",
-            "--setup",
-            "vlt5-vqa",
-            "--method",
-            "amad",
-            "--seed",
-            "0",
-            "--data",
-            "data",
-            "--run",
-            str(out),
-            "--out",
-            str(evaluated),
-        ],
-        smoke_repo,
-        env,
-    )
+    evaluate = stage_cmd("evaluate", setup="vlt5-vqa", method="amad", seed=0, data="data", run=out, out=evaluated)
+    run(evaluate, smoke_repo, env)
     baseline_eval = json.loads((smoke_repo / "results" / "eval" / "vlt5-vqa-amad-s0.json").read_text())
     assert json.loads(evaluated.read_text())["metrics"] == baseline_eval["metrics"]
 
 
 def test_exp_run_set_param_reruns_only_what_changed(smoke_repo):
-    out = _run(
-        ["dvc", "exp", "run", "-S", "distill.methods.amad.amad_kl.tau=0.5"], smoke_repo, _env(), timeout=900
+    out = run(
+        ["dvc", "exp", "run", "-S", "distill.methods.amad.amad_kl.tau=0.5"], smoke_repo, pipeline_env(), timeout=900
     ).stdout
     ran = sorted(line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage"))
     assert ran == [

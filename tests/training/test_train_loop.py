@@ -47,3 +47,15 @@ def test_rows_are_checked_on_the_first_step_only(tmp_path, row_checks):
     assert result.steps == 4 and all(torch.isfinite(torch.tensor(v)) for v in result.last_parts.values())
     assert row_checks == [2, 2]  # step 1: the student's and the teacher's two maps; later steps skip the check
     assert result.alignment  # alignment snapshots were still taken
+
+
+def test_checkpoint_state_round_trip_and_finished_note(tmp_path):
+    from amad.training import checkpoint as ckpt
+
+    ckpt.save_state(tmp_path, {"fingerprint": "abc", "step": 3})
+    assert ckpt.load_state(tmp_path, "abc")["step"] == 3
+    assert ckpt.load_state(tmp_path, "other") is None  # another run's state is ignored
+    ckpt.clear_state(tmp_path, steps=6)
+    assert not (tmp_path / ckpt.STATE_FILE).exists() and ckpt.load_state(tmp_path, "abc") is None
+    assert '"finished_steps": 6' in (tmp_path / ckpt.DONE_FILE).read_text()  # the DVC output is never empty
+    assert [p.name for p in tmp_path.iterdir()] == [ckpt.DONE_FILE]  # no temporary file left behind
