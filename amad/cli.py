@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -17,6 +18,16 @@ def setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def run_parser(description: str | None) -> argparse.ArgumentParser:
+    """Arguments shared by the per-run stages (distill, evaluate): --setup, --method, --seed, --data."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--setup", required=True, help="family-task pair, e.g. vlt5-vqa")
+    parser.add_argument("--method", required=True, help="a method under distill.methods")
+    parser.add_argument("--seed", required=True, type=int)
+    parser.add_argument("--data", required=True, help="the data folder (data/)")
+    return parser
 
 
 def run_stage(main: Callable[[], None]) -> None:

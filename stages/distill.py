@@ -1,18 +1,12 @@
 """DVC stage: distil one student (setup x method x seed) from its frozen teacher."""
 
-import argparse
-
-from amad.cli import run_stage
+from amad.cli import run_parser, run_stage
 from amad.config import load_params
 from amad.pipeline.train_stages import run_distill
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--setup", required=True)
-    parser.add_argument("--method", required=True)
-    parser.add_argument("--seed", required=True, type=int)
-    parser.add_argument("--data", required=True)
+    parser = run_parser(__doc__)
     parser.add_argument("--teacher", required=True, help="the teacher stage's folder")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()

@@ -1,19 +1,14 @@
 """DVC stage: score one distilled student on its task's test sets."""
 
-import argparse
 import contextlib
 
-from amad.cli import run_stage
+from amad.cli import run_parser, run_stage
 from amad.config import load_params, parse_setup
 from amad.metrics.meteor import MeteorScorer
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--setup", required=True)
-    parser.add_argument("--method", required=True)
-    parser.add_argument("--seed", required=True, type=int)
-    parser.add_argument("--data", required=True)
+    parser = run_parser(__doc__)
     parser.add_argument("--run", required=True, help="the distill stage's folder")
     parser.add_argument("--out", required=True, help="eval JSON")
     args = parser.parse_args()

@@ -15,6 +15,21 @@ WORDS = [
 ]
 
 
+# A tiny VL-T5 size (4 heads, 2+2 layers); tests override feat_dim / n_boxes to match their feature store.
+TINY_VLT5 = {
+    "family": "vlt5",
+    "d_model": 32,
+    "d_kv": 8,
+    "d_ff": 64,
+    "num_layers": 2,
+    "num_decoder_layers": 2,
+    "num_heads": 4,
+    "feat_dim": 12,
+    "n_boxes": 5,
+    "dropout": 0.0,
+}
+
+
 def make_tokenizer(words: list[str] = WORDS) -> PreTrainedTokenizerFast:
     """A word-level tokenizer with a fixed vocabulary: specials 0..4 then ``words`` in order."""
     vocab = {token: i for i, token in enumerate([*SPECIALS, *dict.fromkeys(words)])}

@@ -18,18 +18,7 @@ WORDS = _PROMPTS + _ENGLISH + _ENGLISH2 + _GERMAN
 FEAT_DIM = 12
 N_BOXES = 5
 
-TINY = {
-    "family": "vlt5",
-    "d_model": 32,
-    "d_kv": 8,
-    "d_ff": 64,
-    "num_layers": 2,
-    "num_decoder_layers": 2,
-    "num_heads": 4,
-    "feat_dim": FEAT_DIM,
-    "n_boxes": N_BOXES,
-    "dropout": 0.0,
-}
+TINY = tiny_fixtures.TINY_VLT5 | {"feat_dim": FEAT_DIM, "n_boxes": N_BOXES}
 # Same widths (d_model 32, 2 heads x 16 = 32 inner), fewer heads and layers: init "teacher" can copy.
 TINY_STUDENT = dict(TINY, d_kv=16, num_heads=2, num_layers=1, num_decoder_layers=1)
 

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from tiny_fixtures import FakeFeatures, make_tokenizer
+from tiny_fixtures import TINY_VLT5, FakeFeatures, make_tokenizer
 
 from amad.errors import ConfigError, UnknownNameError
 from amad.models import build_model
@@ -18,18 +18,7 @@ EXAMPLES = [
 
 def _pair(student_heads=2):
     tok = make_tokenizer()
-    teacher_size = {
-        "family": "vlt5",
-        "d_model": 32,
-        "d_kv": 8,
-        "d_ff": 64,
-        "num_layers": 2,
-        "num_decoder_layers": 2,
-        "num_heads": 4,
-        "feat_dim": 16,
-        "n_boxes": 4,
-        "dropout": 0.0,
-    }
+    teacher_size = TINY_VLT5 | {"feat_dim": 16, "n_boxes": 4}
     student_size = teacher_size | {"num_layers": 1, "num_decoder_layers": 1, "num_heads": student_heads}
     torch.manual_seed(0)
     teacher = build_model("vlt5", "vqa", teacher_size, tok).eval()
