@@ -14,10 +14,9 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     _, task = parse_setup(args.setup)
-    with contextlib.ExitStack() as stack:
-        # METEOR's JVM takes seconds to load its paraphrase tables: for captions, start it before torch and
-        # transformers are imported, so the two load side by side.
-        meteor = stack.enter_context(MeteorScorer()) if task == "caption" else True
+    # METEOR's JVM takes seconds to load its paraphrase tables: for captions, start it before torch and
+    # transformers are imported, so the two load side by side.
+    with MeteorScorer() if task == "caption" else contextlib.nullcontext(True) as meteor:
         from amad.pipeline.train_stages import run_evaluate
 
         run_evaluate(params, args.setup, args.method, args.seed, args.data, args.run, args.out, meteor=meteor)

@@ -215,29 +215,27 @@ class BlipModel(DistillModel):
         loss = weighted_token_loss(logits, labels, batch.label_weights, self.label_smoothing)
         maps = maps if maps is not None else AttentionMaps()
         if capture is not None:
-            self._fill_masks(maps, capture, batch, dec_queries, dec_keys, states.shape[1])
+            self._fill_masks(maps, capture, batch, dec_queries, dec_keys)
         return ModelOutput(logits=logits, loss=loss, target_mask=target_mask, attentions=maps)
 
     def _fill_masks(
-        self, maps: AttentionMaps, capture: Any, batch: Batch, dec_q: torch.Tensor, dec_k: torch.Tensor, n_ctx: int
+        self, maps: AttentionMaps, capture: Any, batch: Batch, dec_q: torch.Tensor, dec_k: torch.Tensor
     ) -> None:
         """query_mask / key_mask (B, Q) / (B, K) per requested kind; None (left absent) where every position is valid.
 
         Image positions (CLS + patches) are never padded, so the vision side gets no mask and the losses skip the
         masking passes over the largest maps.
         """
-        image = None
         question = batch.attention_mask.bool()  # (B, L)
         if self.task == "vqa":
             masks = {
-                "vision_self": (image, image),
                 "text_self": (question, question),
-                "text_cross": (question, image),
+                "text_cross": (question, None),  # keys: image positions
                 "answer_self": (dec_q, dec_k),
                 "answer_cross": (dec_q, question),
             }
         else:
-            masks = {"vision_self": (image, image), "text_self": (dec_q, dec_k), "text_cross": (dec_q, image)}
+            masks = {"text_self": (dec_q, dec_k), "text_cross": (dec_q, None)}  # vision_self: no mask at all
         for kind in capture.layers:
             query, key = masks.get(kind, (None, None))
             if query is not None:

@@ -11,7 +11,7 @@ from amad.config import parse_setup
 from amad.data import load_examples
 from amad.errors import CheckpointError, DataError
 from amad.models import build_model, check_compatible, load_model
-from amad.models.base import DistillModel
+from amad.models.base import META_FILE, DistillModel
 from amad.models.sizes import resolve_size
 from amad.pipeline import params as P
 from amad.pipeline.layout import TEST_SPLITS, TRAIN_SPLIT, VISUAL_TASKS, DataLayout
@@ -95,7 +95,7 @@ def build_teacher(params: dict, setup: str, layout: DataLayout, visual: Any) -> 
 
 def load_teacher(teacher_dir: str | Path) -> DistillModel:
     model_dir = Path(teacher_dir) / "model"
-    if not (model_dir / "amad_model.json").exists():
+    if not (model_dir / META_FILE).exists():
         raise CheckpointError(
             f"missing teacher checkpoint {model_dir}: run `dvc repro teacher@{Path(teacher_dir).name}` first "
             "(or check the path)"

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from amad.errors import CheckpointError
+from amad.training.run_info import write_json
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
@@ -58,8 +59,5 @@ def clear_state(directory: str | Path, steps: int) -> None:
     path = directory / STATE_FILE
     if path.exists():
         path.unlink()
-    directory.mkdir(parents=True, exist_ok=True)
     note = {"finished_steps": steps, "resume_state": "deleted: the run finished; a rerun starts from step 0"}
-    tmp = directory / f".{DONE_FILE}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(note, indent=2) + "\n")
-    os.replace(tmp, directory / DONE_FILE)
+    write_json(directory / DONE_FILE, note)
