@@ -27,9 +27,6 @@ class SuiteConfig:
     def all_setups(self) -> tuple[str, ...]:
         return self.setups + self.text_setups
 
-    def seeds_for(self, setup: str) -> tuple[int, ...]:
-        return self.text_seeds if setup in self.text_setups else self.seeds
-
 
 @dataclasses.dataclass(frozen=True)
 class TaskSize:
@@ -129,14 +126,19 @@ def suite(params: Mapping[str, Any]) -> SuiteConfig:
         raise ConfigError("suite.setups and suite.text_setups are both empty: list at least one setup")
     methods = section(params, "distill.methods")
     for method in cfg.methods:
-        if method not in methods:
-            from amad.registry import Registry
-
-            reg: Registry[str] = Registry("method")
-            for name in methods:
-                reg.add(name, name)
-            reg.get(method)  # raises with near matches
+        _check_method(method, methods)
     return cfg
+
+
+def _check_method(method: str, methods: Mapping[str, Any]) -> None:
+    """Raise UnknownNameError, with near matches, unless ``method`` is defined under distill.methods."""
+    if method not in methods:
+        from amad.registry import Registry
+
+        reg: Registry[str] = Registry("method")
+        for name in methods:
+            reg.add(name, name)
+        reg.get(method)  # raises with near matches
 
 
 def data(params: Mapping[str, Any]) -> DataConfig:
@@ -179,9 +181,7 @@ def distill(params: Mapping[str, Any]) -> DistillConfig:
 
 def method_terms(params: Mapping[str, Any], method: str) -> tuple[Term, ...]:
     methods = section(params, "distill.methods")
-    if method not in methods:
-        suite(params)  # produces the near-match error
-        raise ConfigError(f"unknown method {method!r}: define it under distill.methods")
+    _check_method(method, methods)
     return parse_method(method, methods[method])
 
 

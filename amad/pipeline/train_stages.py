@@ -156,6 +156,7 @@ def run_evaluate(
 ) -> None:
     """``meteor``: a running :class:`amad.metrics.MeteorScorer` for caption setups, or True to start one."""
     P.validate_all(params)
+    P.method_terms(params, method)  # an unknown --method fails here, before the model is loaded
     model = load_model(Path(run_dir) / "model")
     evaluate_model(
         params,
