@@ -57,11 +57,12 @@ def run_download(params: dict, data_root: str, progress: bool = True) -> None:
         from amad.data.mini_vqa import build_mini_vqa
         from amad.data.tokenizer import train_tokenizer
 
+        multi30k = _mini_multi30k_source(data_cfg)  # a missing copy fails here, before anything is written
         summary = {
             "vqa": build_mini_vqa(layout.raw("vqa"), seed=data_cfg.seed, **_sizes(data_cfg.vqa)),
             "caption": build_mini_captions(layout.raw("caption"), seed=data_cfg.seed, **_sizes(data_cfg.caption)),
             "translation": build_mini_multi30k(
-                _mini_multi30k_source(data_cfg),
+                multi30k,
                 layout.raw("translation"),
                 max_words=data_cfg.translation.max_words,
                 **_sizes(data_cfg.translation),

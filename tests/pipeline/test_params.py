@@ -207,3 +207,14 @@ def test_mixed_precision_survives_yaml_booleans():
     params["distill"]["train"]["mixed_precision"] = "fp64"
     with pytest.raises(ConfigError, match="mixed_precision must be fp32, bf16 or fp16"):
         P.validate_all(params)
+
+
+def test_missing_multi30k_fails_before_the_download_stage_writes_anything(tmp_path):
+    from amad.errors import DataError
+    from amad.pipeline.data_stages import run_download
+
+    params = _preset("smoke")
+    params["data"]["multi30k"] = str(tmp_path / "nowhere")
+    with pytest.raises(DataError, match=r"Multi30K task 1 text not found .*set data.multi30k or data.mirror"):
+        run_download(params, str(tmp_path / "data"), progress=False)
+    assert not (tmp_path / "data").exists()
