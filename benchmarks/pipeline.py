@@ -28,7 +28,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from repo_support import MULTI30K, make_repo, pipeline_env, run  # noqa: E402
+from repo_support import make_repo, pipeline_env, run  # noqa: E402
+from shared_data import SHARED_MULTI30K  # noqa: E402
 from tiny_fixtures import make_tokenizer  # noqa: E402
 
 from amad.allocator import keep_freed_memory  # noqa: E402
@@ -144,8 +145,8 @@ def main() -> None:
         step_cost(family, args.batch, args.steps)
     if args.skip_repro:
         return
-    if not (MULTI30K / "task1" / "raw").is_dir():
-        print(f"skipped the dvc repro timings: {MULTI30K} is missing")
+    if not (SHARED_MULTI30K / "task1" / "raw").is_dir():
+        print(f"skipped the dvc repro timings: {SHARED_MULTI30K} is missing")
         return
     timed_noop(timed_repro("smoke", 180))
     if args.mini:

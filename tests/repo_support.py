@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from shared_data import SHARED_MULTI30K
 
 ROOT = Path(__file__).resolve().parents[1]
-MULTI30K = ROOT.parent / "shared" / "data" / "multi30k"
 SKIPPED = ("reports/tables", "reports/figures")  # report outputs: the repo's run writes its own
 
 
@@ -52,7 +52,7 @@ def make_repo(dest: Path, preset: str) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     params = yaml.safe_load((ROOT / "configs" / "presets" / f"{preset}.yaml").read_text())
-    params["data"]["multi30k"] = str(MULTI30K)
+    params["data"]["multi30k"] = str(SHARED_MULTI30K)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", preset]):
         run(cmd, dest, env)

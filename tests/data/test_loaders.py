@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from shared_data import SHARED_MULTI30K, needs_multi30k
 
 from amad.data import fetch_all, load_examples, load_manifest
 from amad.data.loaders import unknown_name
 from amad.errors import ConfigError, DataError, UnknownNameError
 from amad.types import Example
-
-SHARED_M30K = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "multi30k"
 
 
 def write_vqa(root: Path) -> None:
@@ -76,9 +75,9 @@ def test_missing_data_points_at_the_stage(tmp_path):
         load_examples("caption", tmp_path, "val", train=False)
 
 
-@pytest.mark.skipif(not SHARED_M30K.is_dir(), reason="no shared Multi30K copy at ../shared/data/multi30k")
+@needs_multi30k
 def test_fetch_from_shared_mirror_then_load(tmp_path, monkeypatch):
-    monkeypatch.setenv("AMAD_DATA_MIRROR", str(SHARED_M30K))  # as CI sets it
+    monkeypatch.setenv("AMAD_DATA_MIRROR", str(SHARED_MULTI30K))  # as CI sets it
     entries = [e for e in load_manifest().group("translation") if "/val." in e.path or e.path.endswith("/val.txt")]
     paths = fetch_all(entries, tmp_path / "data", progress=False)
     assert [p.relative_to(tmp_path / "data").as_posix() for p in paths] == [e.path for e in entries]

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from shared_data import SHARED_MULTI30K, needs_multi30k
 
 from amad.data.manifest import ManifestEntry, ManifestLock, load_manifest, sha256_file
 from amad.errors import ConfigError, DataError, UnknownNameError
 
-SHARED_M30K = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "multi30k"
 M30K_SPLITS = ["train", "val", "test_2016_flickr", "test_2017_flickr", "test_2018_flickr"]
 
 
@@ -112,9 +112,9 @@ def test_manifest_checksum_wins_over_lock(tmp_path):
     assert ManifestLock(tmp_path).expected_sha256(e) == "1" * 64
 
 
-@pytest.mark.skipif(not SHARED_M30K.is_dir(), reason="no shared Multi30K copy at ../shared/data/multi30k")
+@needs_multi30k
 def test_shared_multi30k_matches_manifest():
     for e in load_manifest().group("translation"):
-        path = SHARED_M30K / e.path.removeprefix("multi30k/")
+        path = SHARED_MULTI30K / e.path.removeprefix("multi30k/")
         assert path.stat().st_size == e.size, e.path
         assert sha256_file(path) == e.sha256, e.path

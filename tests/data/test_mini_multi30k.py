@@ -6,12 +6,11 @@ import gzip
 from pathlib import Path
 
 import pytest
+from shared_data import SHARED_MULTI30K, needs_multi30k
 
 from amad.data import load_examples
 from amad.data.mini_multi30k import SPLITS, build_mini_multi30k, read_lines
 from amad.errors import DataError
-
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "multi30k"
 
 
 def _fake_source(root: Path, *, with_2018_images: bool = True) -> None:
@@ -62,13 +61,13 @@ def test_misaligned_or_truncated_source_is_a_data_error(tmp_path):
         build_mini_multi30k(tmp_path / "src", tmp_path / "out", max_words=5, n_train=1, n_val=1, n_test=1)
 
 
-@pytest.mark.skipif(not (REAL / "task1" / "raw" / "train.en.gz").is_file(), reason="shared Multi30K copy absent")
+@needs_multi30k
 def test_real_multi30k_subset(tmp_path):
-    summary = build_mini_multi30k(REAL, tmp_path / "a", max_words=8, n_train=40, n_val=10, n_test=5)
+    summary = build_mini_multi30k(SHARED_MULTI30K, tmp_path / "a", max_words=8, n_train=40, n_val=10, n_test=5)
     assert summary == {"train": 40, "val": 10, "test_2016_flickr": 5, "test_2017_flickr": 5, "test_2018_flickr": 5}
-    src_en = read_lines(REAL / "task1" / "raw" / "val.en.gz")
-    src_de = read_lines(REAL / "task1" / "raw" / "val.de.gz")
-    src_img = read_lines(REAL / "task1" / "image_splits" / "val.txt")
+    src_en = read_lines(SHARED_MULTI30K / "task1" / "raw" / "val.en.gz")
+    src_de = read_lines(SHARED_MULTI30K / "task1" / "raw" / "val.de.gz")
+    src_img = read_lines(SHARED_MULTI30K / "task1" / "image_splits" / "val.txt")
     out = tmp_path / "a" / "task1"
     en, de = read_lines(out / "raw" / "val.en.gz"), read_lines(out / "raw" / "val.de.gz")
     images = read_lines(out / "image_splits" / "val.txt")
@@ -76,7 +75,7 @@ def test_real_multi30k_subset(tmp_path):
     assert en == [src_en[i] for i in expected]
     assert de == [src_de[i] for i in expected] and images == [src_img[i] for i in expected]
     assert all(len(s.split()) <= 8 for s in en)
-    build_mini_multi30k(REAL, tmp_path / "b", max_words=8, n_train=40, n_val=10, n_test=5)
+    build_mini_multi30k(SHARED_MULTI30K, tmp_path / "b", max_words=8, n_train=40, n_val=10, n_test=5)
     for split in SPLITS:
         assert (tmp_path / "a" / "task1" / "raw" / f"{split}.de.gz").read_bytes() == (
             tmp_path / "b" / "task1" / "raw" / f"{split}.de.gz"

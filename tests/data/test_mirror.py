@@ -6,12 +6,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from shared_data import SHARED_MULTI30K, needs_multi30k
 
 from amad.data.manifest import ManifestEntry, load_manifest
 from amad.data.mirror import find_in_mirror, resolve_mirror, validate_mirror
 from amad.errors import ChecksumError, DataError
-
-SHARED_M30K = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "multi30k"
 
 
 def entry(path: str, data: bytes | None = None) -> ManifestEntry:
@@ -75,12 +74,12 @@ def test_partial_mirror_is_allowed_and_hashes_checked(tmp_path):
         validate_mirror(tmp_path, [entry("set/a.bin", b"other")], check_hashes=True)
 
 
-@pytest.mark.skipif(not SHARED_M30K.is_dir(), reason="no shared Multi30K copy at ../shared/data/multi30k")
+@needs_multi30k
 def test_shared_multi30k_folder_is_a_valid_mirror():
     entries = load_manifest().group("translation")
-    found = validate_mirror(SHARED_M30K, entries, check_hashes=True)
+    found = validate_mirror(SHARED_MULTI30K, entries, check_hashes=True)
     assert len(found) == len(entries) == 15
-    assert found["multi30k/task1/raw/train.en.gz"] == SHARED_M30K / "task1" / "raw" / "train.en.gz"
+    assert found["multi30k/task1/raw/train.en.gz"] == SHARED_MULTI30K / "task1" / "raw" / "train.en.gz"
 
 
 def test_unpacked_files_count_for_an_archive(tmp_path):

@@ -6,11 +6,11 @@ import gzip
 from pathlib import Path
 
 import pytest
+from shared_data import SHARED_MULTI30K, needs_multi30k
 
 from amad.data.multi30k import load_multi30k
 from amad.errors import ConfigError, DataError, UnknownNameError
 
-SHARED_M30K = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "multi30k"
 
 EN = ["A dog runs.", "Two men are playing soccer on a field.", "A girl.", "A boy jumps into the lake."]
 DE = ["Ein Hund rennt.", "Zwei Männer spielen Fußball auf einem Feld.", "Ein Mädchen.", "Ein Junge springt in den See."]
@@ -73,10 +73,7 @@ def test_bad_inputs(tmp_path):
         load_multi30k(tmp_path, "test2016_flickr", train=True)
 
 
-needs_shared = pytest.mark.skipif(not SHARED_M30K.is_dir(), reason="no shared Multi30K copy at ../shared/data/multi30k")
-
-
-@needs_shared
+@needs_multi30k
 @pytest.mark.parametrize(
     ("split", "count"),
     [
@@ -88,18 +85,18 @@ needs_shared = pytest.mark.skipif(not SHARED_M30K.is_dir(), reason="no shared Mu
     ],
 )
 def test_shared_copy_line_counts(split, count):
-    ex = load_multi30k(SHARED_M30K, split, train=split == "train")
+    ex = load_multi30k(SHARED_MULTI30K, split, train=split == "train")
     assert len(ex) == count
     assert all(e.source and e.target and e.image_id for e in ex)
     assert len({e.uid for e in ex}) == count
 
 
-@needs_shared
+@needs_multi30k
 def test_shared_copy_golden_lines():
-    test16 = load_multi30k(SHARED_M30K, "test_2016_flickr", train=False)
+    test16 = load_multi30k(SHARED_MULTI30K, "test_2016_flickr", train=False)
     assert test16[0].source == "A man in an orange hat starring at something."
     assert test16[0].target == "Ein Mann mit einem orangefarbenen Hut, der etwas anstarrt."
     assert test16[0].image_id == "1007129816"
-    short = load_multi30k(SHARED_M30K, "train", train=True, max_words=6, limit=3)
+    short = load_multi30k(SHARED_MULTI30K, "train", train=True, max_words=6, limit=3)
     assert [e.uid for e in short] == ["train:38", "train:198", "train:248"]
     assert all(len(e.source.split()) <= 6 for e in short)

@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from shared_data import SHARED_MULTI30K, needs_multi30k
 
 from amad.errors import DataError
 from amad.metrics import tokenized_bleu, translation_metrics
 
 SACREBLEU = Path(sys.executable).parent / "sacrebleu"
-MULTI30K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "multi30k" / "task1"
-needs_multi30k = pytest.mark.skipif(not MULTI30K.is_dir(), reason=f"Multi30K copy not found at {MULTI30K}")
+MULTI30K = SHARED_MULTI30K / "task1"
 
 HYPS = ["Ein Mann reitet.", "Zwei hunde spielen im Gras", "Eine Frau, die ein Buch liest.", "Kinder am Strand"]
 REFS = ["Ein Mann reitet ein Pferd.", "Zwei Hunde spielen im Gras.", "Eine Frau liest ein Buch.", "Kinder am Strand."]

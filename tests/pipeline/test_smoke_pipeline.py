@@ -6,12 +6,10 @@ import json
 import pytest
 import torch
 import yaml
-from repo_support import MULTI30K, make_repo, pipeline_env, run, stage_cmd
+from repo_support import make_repo, pipeline_env, run, stage_cmd
+from shared_data import needs_multi30k
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (MULTI30K / "task1" / "raw").is_dir(), reason="needs ../shared/data/multi30k"),
-]
+pytestmark = [pytest.mark.slow, needs_multi30k]
 
 
 @pytest.fixture(scope="module")
