@@ -20,12 +20,18 @@ def setup_logging() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run_parser(description: str | None) -> argparse.ArgumentParser:
-    """Arguments shared by the per-run stages (distill, evaluate): --setup, --method, --seed, --data."""
+def run_parser(description: str | None, *, teacher: bool = False) -> argparse.ArgumentParser:
+    """Arguments shared by the per-run stages (distill, evaluate): --setup, --method, --seed, --data.
+
+    ``teacher``: also accept ``--method teacher``, which takes no --seed.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--setup", required=True, help="family-task pair, e.g. vlt5-vqa")
-    parser.add_argument("--method", required=True, help="a method under distill.methods")
-    parser.add_argument("--seed", required=True, type=int)
+    method_help = "a method under distill.methods" + (", or teacher" if teacher else "")
+    parser.add_argument("--method", required=True, help=method_help)
+    parser.add_argument(
+        "--seed", required=not teacher, type=int, help="the run's seed" + (" (students)" if teacher else "")
+    )
     parser.add_argument("--data", required=True, help="the data folder (data/)")
     return parser
 

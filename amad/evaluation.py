@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,8 +42,13 @@ def predict(
     max_new_tokens: int,
     progress: bool = True,
     desc: str = "predict",
+    answers: Sequence[str] | None = None,
+    rank_k: int = 128,
 ) -> dict[str, str]:
-    """uid -> generated string, in batches, with the model in eval mode."""
+    """uid -> predicted string, in batches, with the model in eval mode.
+
+    Generates by default; with ``answers`` (VQA) it ranks them instead (``model.rank_answers``, BLIP's recipe).
+    """
     if not examples:
         raise DataError("no evaluation examples: check the data stage outputs and data.* sizes in params.yaml")
     model.eval()
@@ -53,12 +59,28 @@ def predict(
     for start in range(0, len(examples), batch_size):
         chunk = list(examples[start : start + batch_size])
         batch = model.collate(chunk, visual, train=False).to(device)
-        texts = model.generate(batch, num_beams=num_beams, max_new_tokens=max_new_tokens)
+        if answers is not None:
+            texts = model.rank_answers(batch, answers, rank_k)
+        else:
+            texts = model.generate(batch, num_beams=num_beams, max_new_tokens=max_new_tokens)
         for example, text in zip(chunk, texts, strict=True):
             out[example.uid] = text
         bar.update(1)
     bar.close()
     return out
+
+
+def answer_list(examples: Sequence[Example], size: int) -> list[str]:
+    """The ``size`` most frequent training targets (ties by text): the candidate answers of rank inference.
+
+    BLIP ranks a fixed list of the 3,128 most frequent VQA answers; this builds the same kind of list from the
+    training split the teacher and students learned from.
+    """
+    counts = Counter(ex.target for ex in examples)
+    ranked = sorted(counts, key=lambda answer: (-counts[answer], answer))
+    if not ranked:
+        raise DataError("no training answers to rank: check the VQA training split of the data stage")
+    return ranked[:size]
 
 
 def score(

@@ -1,4 +1,4 @@
-"""DVC stage: score one distilled student on its task's test sets."""
+"""DVC stage: score one distilled student (or, with --method teacher, a teacher) on its task's test sets."""
 
 import contextlib
 
@@ -8,8 +8,10 @@ from amad.metrics.meteor import MeteorScorer
 
 
 def main() -> None:
-    parser = run_parser(__doc__)
-    parser.add_argument("--run", required=True, help="the distill stage's folder")
+    parser = run_parser(__doc__, teacher=True)
+    parser.add_argument(
+        "--run", required=True, help="the distill stage's folder (the teacher folder for --method teacher)"
+    )
     parser.add_argument("--out", required=True, help="eval JSON")
     args = parser.parse_args()
     params = load_params()

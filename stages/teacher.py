@@ -1,4 +1,4 @@
-"""DVC stage: train (mini) or fine-tune (paper) the teacher of one family-task setup, then evaluate it."""
+"""DVC stage: train (mini) or fine-tune (paper) the teacher of one family-task setup (evaluate_teacher scores it)."""
 
 import argparse
 
@@ -12,9 +12,8 @@ def main() -> None:
     parser.add_argument("--setup", required=True, help="family-task, e.g. vlt5-vqa")
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True, help="teacher folder (model/, dvclive/, run_info.json)")
-    parser.add_argument("--eval-out", required=True, help="the teacher's eval JSON")
     args = parser.parse_args()
-    run_teacher(load_params(), args.setup, args.data, args.out, args.eval_out)
+    run_teacher(load_params(), args.setup, args.data, args.out)
 
 
 if __name__ == "__main__":

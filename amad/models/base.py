@@ -70,6 +70,14 @@ class DistillModel(nn.Module, ABC):
     def generate(self, batch: Batch, num_beams: int = 1, max_new_tokens: int | None = None) -> list[str]:
         """Decoded predictions, one string per example."""
 
+    RANKS_ANSWERS = False  # whether rank_answers is implemented (BLIP's VQA recipe)
+
+    def rank_answers(self, batch: Batch, answers: Sequence[str], k: int) -> list[str]:
+        """The most likely of ``answers`` for each example (BLIP's rank inference); only some families have it."""
+        from amad.errors import ConfigError
+
+        raise ConfigError(f"{self.family} has no rank inference: set evaluate.vqa_inference.{self.family} to generate")
+
     @abstractmethod
     def attention_layout(self) -> dict[str, tuple[int, int]]:
         """kind -> (number of layers, number of heads)."""

@@ -262,6 +262,62 @@ class BlipModel(DistillModel):
         new = out[:, prefix_ids.shape[1] :]  # (B, new)
         return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
+    RANKS_ANSWERS = True
+
+    @torch.no_grad()
+    def rank_answers(self, batch: Batch, answers: Sequence[str], k: int, chunk: int = 1024) -> list[str]:
+        """BLIP's rank inference for VQA: the answer in ``answers`` with the highest log-likelihood, per question.
+
+        As in BLIP: the probability of each candidate's first token picks the ``k`` best candidates, then those are
+        rescored by their whole sequence (answer tokens + sep) log-likelihood, with the question states tiled k times.
+        """
+        top, scores = self.answer_scores(batch, answers, k, chunk)  # (B, k), (B, k)
+        best = top.gather(1, scores.argmax(1, keepdim=True))[:, 0]  # (B,)
+        return [answers[int(i)] for i in best]
+
+    @torch.no_grad()
+    def answer_scores(
+        self, batch: Batch, answers: Sequence[str], k: int, chunk: int = 1024
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k candidates per question with the likeliest first token, and their sequence log-likelihoods.
+
+        Returns (B, k) indices into ``answers`` and (B, k) log p(answer tokens + sep | image, question). The decoder
+        runs on at most ``chunk`` candidate sequences at once, which bounds the (rows, T, V) logits.
+        """
+        if self.task != "vqa":
+            raise ConfigError("rank inference is for VQA models: captions are generated")
+        if not answers:
+            raise ConfigError("rank inference needs a non-empty answer list: check the VQA training split")
+        device = batch.input_ids.device
+        targets = _pad([[*self._ids(a, self.max_target_length - 1), self.sep_id] for a in answers], -100).to(device)
+        states, states_mask = self._context(batch)  # (B, L, D), (B, L)
+        b, k = states.shape[0], min(k, len(answers))
+        bos = torch.full((b * k, 1), self.bos_id, dtype=torch.long, device=device)  # (B*k, 1)
+        first = self._decode(bos[:b], states, states_mask)[:, -1].log_softmax(-1)  # (B, 1, V) -> (B, V)
+        top = first[:, targets[:, 0]].topk(k, dim=1).indices  # (B, A) -> (B, k)
+        flat = top.reshape(-1)  # (B*k,) candidate of each row; row r belongs to question r // k
+        scores = torch.empty(b * k, device=device)
+        for start in range(0, b * k, chunk):
+            rows = torch.arange(start, min(start + chunk, b * k), device=device)  # (R,)
+            labels = targets[flat[rows]]  # (R, T), -100 after sep
+            inputs = torch.cat([bos[rows], labels[:, :-1]], 1)  # [bos] + answer, as in training: (R, T)
+            inputs = inputs.masked_fill(inputs < 0, self.pad_id)
+            owner = rows // k  # (R,)
+            logp = self._decode(inputs, states[owner], states_mask[owner]).log_softmax(-1)  # (R, T, V)
+            token = logp.gather(-1, labels.clamp_min(0)[..., None])[..., 0]  # (R, T)
+            scores[rows] = (token * (labels >= 0)).sum(1)  # (R,)
+        return top, scores.view(b, k)
+
+    def _decode(self, ids: torch.Tensor, states: torch.Tensor, states_mask: torch.Tensor) -> torch.Tensor:
+        """Decoder logits (R, T, V) for ids (R, T) that cross-attend states (R, L, D) with mask (R, L)."""
+        return self.model.text_decoder(
+            input_ids=ids,
+            attention_mask=(ids != self.pad_id).long(),
+            encoder_hidden_states=states,
+            encoder_attention_mask=states_mask.long(),
+            use_cache=False,
+        ).logits
+
     def attention_layout(self) -> dict[str, tuple[int, int]]:
         """kind -> (layers, heads): vision_self, text_self, text_cross (+ answer_self, answer_cross for VQA)."""
         v, t = self.model.config.vision_config, self.model.config.text_config

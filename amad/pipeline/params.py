@@ -95,10 +95,19 @@ class DistillConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
+    """How test sets are decoded.
+
+    vqa_inference: family -> "generate" (free decoding; VL-T5's recipe) or "rank" (BLIP's recipe: score the
+    ``rank_answers`` most frequent training answers, rescoring the ``rank_k`` with the likeliest first token).
+    """
+
     batch_size: int
     num_beams: int
     max_new_tokens: dict[str, int]
     latency_batch: int = 8
+    vqa_inference: dict[str, str] = dataclasses.field(default_factory=lambda: {"vlt5": "generate", "blip": "rank"})
+    rank_answers: int = 3128
+    rank_k: int = 128
 
 
 def merged_train(base: TrainConfig, override: Mapping[str, Any], where: str) -> TrainConfig:
@@ -176,6 +185,8 @@ def distill(params: Mapping[str, Any]) -> DistillConfig:
     cfg = from_dict(DistillConfig, section(params, "distill"), "distill")
     if cfg.layer_map not in ("uniform", "last"):
         raise ConfigError(f"distill.layer_map must be uniform or last, got {cfg.layer_map!r}")
+    if "teacher" in section(params, "distill.methods"):
+        raise ConfigError("distill.methods cannot define 'teacher': the name labels the teachers' rows; rename it")
     return cfg
 
 
@@ -185,8 +196,23 @@ def method_terms(params: Mapping[str, Any], method: str) -> tuple[Term, ...]:
     return parse_method(method, methods[method])
 
 
+RANK_FAMILIES = ("blip",)  # families whose DistillModel implements rank_answers
+
+
 def evaluate(params: Mapping[str, Any]) -> EvalConfig:
-    return from_dict(EvalConfig, section(params, "evaluate"), "evaluate")
+    cfg = from_dict(EvalConfig, section(params, "evaluate"), "evaluate")
+    for family, how in cfg.vqa_inference.items():
+        if family not in ("vlt5", "blip"):
+            raise ConfigError(f"unknown family {family!r} in evaluate.vqa_inference: use vlt5 and blip")
+        if how not in ("generate", "rank"):
+            raise ConfigError(f"evaluate.vqa_inference.{family} must be generate or rank, got {how!r}")
+        if how == "rank" and family not in RANK_FAMILIES:
+            raise ConfigError(f"evaluate.vqa_inference.{family}: rank inference is BLIP's recipe only; use generate")
+    if cfg.rank_answers < 1 or cfg.rank_k < 1:
+        raise ConfigError(
+            f"evaluate.rank_answers and evaluate.rank_k must be >= 1, got {cfg.rank_answers} and {cfg.rank_k}"
+        )
+    return cfg
 
 
 TOP_LEVEL = ("preset", "compute", "suite", "data", "features", "teacher", "student", "distill", "evaluate", "report")

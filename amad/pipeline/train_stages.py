@@ -11,6 +11,7 @@ from accelerate import PartialState
 
 from amad import evaluation
 from amad.config import parse_setup
+from amad.errors import ConfigError
 from amad.models import load_model
 from amad.models.base import DistillModel
 from amad.models.cost import count_parameters, measure_latency
@@ -26,6 +27,7 @@ from amad.training.step import plan_capture
 from amad.training.terms import Term, attention_terms, needs_teacher
 
 log = logging.getLogger(__name__)
+TEACHER = "teacher"  # the --method value that scores a teacher folder instead of a student
 
 
 def _data_sizes(params: dict) -> dict:
@@ -41,7 +43,8 @@ def _attention_example(model: DistillModel, layout: DataLayout, task: str, scale
     save_npz(path, evaluation.attention_example(model, first, visual))
 
 
-def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, eval_out: str, progress: bool = True) -> None:
+def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, progress: bool = True) -> None:
+    """Train the teacher; the evaluate_teacher stage scores it, so evaluation params never retrain a teacher."""
     P.validate_all(params)
     family, task = parse_setup(setup)
     cfg, train_cfg = P.teacher_setup(params, setup)
@@ -75,7 +78,6 @@ def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, eval_out
     _attention_example(model, layout, task, data_cfg.scale, visual, out / "attention_example.npz")
     info = collect(stage_params, data_cfg.seed, setup=setup, steps=result.steps, train_seconds=result.seconds)
     write_json(out / "run_info.json", info)
-    evaluate_model(params, model, setup, "teacher", None, layout, Path(eval_out), run_dir=out)
     ckpt.clear_state(out / "checkpoint", result.steps)
 
 
@@ -152,12 +154,27 @@ def _loss(name: str):
 
 
 def run_evaluate(
-    params: dict, setup: str, method: str, seed: int, data_root: str, run_dir: str, out: str, meteor: Any = True
+    params: dict,
+    setup: str,
+    method: str,
+    seed: int | None,
+    data_root: str,
+    run_dir: str,
+    out: str,
+    meteor: Any = True,
 ) -> None:
-    """``meteor``: a running :class:`amad.metrics.MeteorScorer` for caption setups, or True to start one."""
+    """Score a student (``run_dir`` = its distill folder) or, with ``method="teacher"``, a teacher folder.
+
+    ``meteor``: a running :class:`amad.metrics.MeteorScorer` for caption setups, or True to start one.
+    """
     P.validate_all(params)
-    P.method_terms(params, method)  # an unknown --method fails here, before the model is loaded
-    model = load_model(Path(run_dir) / "model")
+    if method == TEACHER:
+        seed, model = None, S.load_teacher(run_dir)
+    else:
+        P.method_terms(params, method)  # an unknown --method fails here, before the model is loaded
+        if seed is None:
+            raise ConfigError(f"evaluating method {method!r} needs --seed (only --method teacher has none)")
+        model = load_model(Path(run_dir) / "model")
     evaluate_model(
         params,
         model,
@@ -192,6 +209,10 @@ def evaluate_model(
     predictions: dict[str, dict[str, str]] = {}
     signature = None
     test_sets = S.test_sets(layout, task, data_cfg.scale)
+    answers, inference = None, {"method": "generate", "num_beams": ecfg.num_beams}
+    if task == "vqa" and ecfg.vqa_inference.get(family, "generate") == "rank":
+        answers = evaluation.answer_list(S.train_examples(layout, task, data_cfg.scale), ecfg.rank_answers)
+        inference = {"method": "rank", "answers": len(answers), "k": min(ecfg.rank_k, len(answers))}
     for name, examples in test_sets.items():
         preds = evaluation.predict(
             model,
@@ -201,6 +222,8 @@ def evaluate_model(
             num_beams=ecfg.num_beams,
             max_new_tokens=ecfg.max_new_tokens[task],
             desc=f"eval {setup} {method} {name}",
+            answers=answers,
+            rank_k=ecfg.rank_k,
         )
         scores = evaluation.score(task, examples, preds, name if task == "translation" else "", meteor=meteor)
         signature = scores.pop(f"signature/{name}", signature)
@@ -211,13 +234,13 @@ def evaluate_model(
     cost = {"params": count_parameters(model.model)} | measure_latency(model, latency_batch, repeats=3, warmup=1)
     layout_info = model.attention_layout()
     main_kind = next(iter(layout_info))
-    terms = P.method_terms(params, method) if method != "teacher" else ()
+    terms = P.method_terms(params, method) if method != TEACHER else ()
     tau = next((t.options.get("tau") for t in terms if "amad" in t.name), None)
-    run = f"{setup}-teacher" if method == "teacher" else f"{setup}-{method}-s{seed}"
+    run = f"{setup}-teacher" if method == TEACHER else f"{setup}-{method}-s{seed}"
     info = collect({}, seed)
     record = {
         "run": run,
-        "role": "teacher" if method == "teacher" else "student",
+        "role": "teacher" if method == TEACHER else "student",
         "family": family,
         "task": task,
         "method": method,
@@ -225,12 +248,13 @@ def evaluate_model(
         "preset": params.get("preset"),
         "metrics": metrics,
         "headline": evaluation.HEADLINE[task],
+        "inference": inference,
         "cost": cost,
         "model": {
             "layers": {k: list(v) for k, v in layout_info.items()},
             "heads": layout_info[main_kind][1],
             "size": str(
-                P.teacher_setup(params, setup)[0].size if method == "teacher" else P.student_setup(params, setup).size
+                P.teacher_setup(params, setup)[0].size if method == TEACHER else P.student_setup(params, setup).size
             ),
         },
         "distill": {"tau": tau, "loss_terms": {t.name: t.weight for t in terms}} if terms else None,

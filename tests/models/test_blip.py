@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_fixtures import FakeImages
 
 from amad.capture import CaptureSpec, attention_layout
 from amad.errors import ConfigError
@@ -233,3 +234,45 @@ def test_vqa_question_starts_with_enc_and_ends_with_sep(tokenizer, images, vqa_e
     assert row == [tokenizer.convert_tokens_to_ids("<enc>"), *words, tokenizer.eos_token_id]
     assert batch.label_weights.tolist() == pytest.approx([1.0, 0.6, 1.0])
     assert batch.uids == ["q1", "q2", "q3"] and batch.answer_types[1] == "number"
+
+
+def _sequence_log_likelihood(model, example, answer):
+    """log p(answer + sep | image, question) through the training forward: the reference for rank inference."""
+    example = Example("x", example.image_id, example.source, answer, [answer])
+    batch = model.collate([example], FakeImages(model.image_size), train=True)
+    with torch.no_grad():
+        logp = F.log_softmax(model(batch).logits, -1)  # (1, T, V)
+    token = logp.gather(-1, batch.labels.clamp_min(0)[..., None])[..., 0]  # (1, T)
+    return float((token * (batch.labels >= 0)).sum())
+
+
+def test_rank_inference_scores_are_sequence_log_likelihoods(trained):
+    model, batch, examples = trained["vqa"]
+    answers = ["yes", "red", "blue", "two", "no", "three", "a red circle"]
+    top, scores = model.answer_scores(batch, answers, k=4)  # (B, 4), (B, 4)
+    assert top.shape == scores.shape == (3, 4)
+    for row, example in enumerate(examples):
+        expected = [_sequence_log_likelihood(model, example, answers[int(i)]) for i in top[row]]
+        assert scores[row].tolist() == pytest.approx(expected, abs=1e-4)
+    same_top, same_scores = model.answer_scores(batch, answers, k=4, chunk=5)  # chunks cut across questions
+    assert torch.equal(same_top, top) and torch.allclose(same_scores, scores, atol=1e-5)
+
+
+def test_rank_inference_returns_memorised_answers_from_the_list(trained):
+    model, batch, examples = trained["vqa"]
+    answers = ["blue", "no", "three", "red", "yes", "two"]
+    assert model.rank_answers(batch, answers, k=len(answers)) == [ex.target for ex in examples]
+    assert model.rank_answers(batch, answers, k=100) == [ex.target for ex in examples]  # k above the list: all
+
+
+def test_rank_inference_is_for_blip_vqa_only(trained, tokenizer):
+    model, batch, _ = trained["caption"]
+    with pytest.raises(ConfigError, match="captions are generated"):
+        model.answer_scores(batch, ["a"], k=1)
+    vqa, vqa_batch, _ = trained["vqa"]
+    with pytest.raises(ConfigError, match="non-empty answer list"):
+        vqa.rank_answers(vqa_batch, [], k=1)
+    vlt5 = build_model("vlt5", "vqa", "vlt5-smoke-student", tokenizer, seed=0)
+    assert not vlt5.RANKS_ANSWERS and BlipModel.RANKS_ANSWERS
+    with pytest.raises(ConfigError, match=r"vqa_inference\.vlt5 to generate"):
+        vlt5.rank_answers(None, ["a"], k=1)

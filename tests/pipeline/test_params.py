@@ -109,13 +109,50 @@ def test_dvc_yaml_stage_groups_follow_the_suite(tmp_path):
     and do not depend on the visual features."""
     text = (ROOT / "dvc.yaml").read_text()
     stages = yaml.safe_load(text)["stages"]
-    for name in ("teacher", "distill", "evaluate"):
+    for name in ("teacher", "evaluate_teacher", "distill", "evaluate"):
         vision, texts = stages[name], stages[f"{name}_text"]
         vision_body, text_body = vision.get("do", vision), texts.get("do", texts)
         assert text_body["cmd"] == vision_body["cmd"] and text_body["outs"] == vision_body["outs"]
         assert not any(str(d).startswith(("data/features", "data/images")) for d in text_body["deps"])
     assert stages["teacher_text"]["foreach"] == "${suite.text_setups}"
     assert stages["distill_text"]["matrix"]["seed"] == "${suite.text_seeds}"
+
+
+def test_evaluation_params_never_retrain_a_teacher():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    teacher, scored = stages["teacher"]["do"], stages["evaluate_teacher"]["do"]
+    assert not any(str(p).startswith("evaluate") for p in teacher["params"])
+    assert "evaluate" in scored["params"] and "results/teachers/${item}/model" in scored["deps"]
+    assert "--method teacher" in scored["cmd"] and "--eval-out" not in teacher["cmd"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"vlt5": "rank"}, r"vqa_inference.vlt5: rank inference is BLIP's recipe only; use generate"),
+        ({"blip": "beam"}, r"vqa_inference.blip must be generate or rank, got 'beam'"),
+        ({"lxmert": "generate"}, r"unknown family 'lxmert' in evaluate.vqa_inference"),
+    ],
+)
+def test_vqa_inference_is_checked(value, message):
+    params = _preset("mini")
+    params["evaluate"]["vqa_inference"] = value
+    with pytest.raises(ConfigError, match=message):
+        P.validate_all(params)
+
+
+def test_rank_sizes_must_be_positive():
+    params = _preset("mini")
+    params["evaluate"]["rank_k"] = 0
+    with pytest.raises(ConfigError, match=r"rank_answers and evaluate.rank_k must be >= 1"):
+        P.validate_all(params)
+
+
+def test_teacher_is_not_a_method_name():
+    params = _preset("mini")
+    params["distill"]["methods"]["teacher"] = {"task": 1.0}
+    with pytest.raises(ConfigError, match="cannot define 'teacher'"):
+        P.validate_all(params)
 
 
 def test_unknown_preset():
@@ -197,6 +234,26 @@ def test_missing_teacher_checkpoint_is_a_one_line_error(tmp_path):
         "(or check the path)"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluating_a_missing_teacher_is_a_one_line_error(tmp_path):
+    (tmp_path / "params.yaml").write_text((PRESETS / "smoke.yaml").read_text())
+    run_dir = "results/teachers/vlt5-vqa"
+    cmd = stage_cmd("evaluate", ROOT, setup="vlt5-vqa", method="teacher", data="data", run=run_dir, out="e.json")
+    proc = run(cmd, tmp_path, check=False, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "error: missing teacher checkpoint results/teachers/vlt5-vqa/model: run `dvc repro teacher@vlt5-vqa` first"
+        )
+    )
+    student = stage_cmd("evaluate", ROOT, setup="vlt5-vqa", method="amad", data="data", run="r", out="e.json")
+    proc = run(student, tmp_path, check=False, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: evaluating method 'amad' needs --seed")
+    assert not (tmp_path / "e.json").exists()
 
 
 def test_mixed_precision_survives_yaml_booleans():

@@ -9,6 +9,9 @@ import yaml
 from repo_support import make_repo, pipeline_env, run, stage_cmd
 from shared_data import needs_multi30k
 
+from amad.pipeline import setups as S
+from amad.pipeline.layout import DataLayout
+
 pytestmark = [pytest.mark.slow, needs_multi30k]
 
 
@@ -38,6 +41,16 @@ def test_repro_writes_metrics_and_reports(smoke_repo):
         info = json.loads((smoke_repo / "results" / "distill" / name / "run_info.json").read_text())
         assert info["seed"] == record["seed"] and info["versions"]["torch"] and info["git"]["sha"]
         assert info["allocator"] == "glibc-keep-freed"  # the stage scripts keep freed memory (amad/allocator.py)
+    for setup in suite["setups"] + suite["text_setups"]:  # scored by their own stages
+        record = json.loads((smoke_repo / "results" / "eval" / f"{setup}-teacher.json").read_text())
+        assert record["role"] == "teacher" and record["seed"] is None and record["metrics"][record["headline"]] >= 0
+    ranked = json.loads((smoke_repo / "results" / "eval" / "blip-vqa-amad-s0.json").read_text())
+    assert ranked["inference"]["method"] == "rank" and ranked["inference"]["answers"] > 1  # BLIP's VQA recipe
+    predictions = json.loads((smoke_repo / "results" / "predictions" / "blip-vqa-amad-s0.json").read_text())
+    train = S.train_examples(DataLayout(smoke_repo / "data", "mini"), "vqa", "mini")
+    assert {p for split in predictions.values() for p in split.values()} <= {ex.target for ex in train}
+    generated = json.loads((smoke_repo / "results" / "eval" / "vlt5-vqa-amad-s0.json").read_text())["inference"]
+    assert generated == {"method": "generate", "num_beams": 1}
     caption = json.loads((smoke_repo / "results" / "eval" / "blip-caption-amad-s0.json").read_text())["metrics"]
     assert set(caption) >= {"BLEU-4", "METEOR", "ROUGE-L", "CIDEr"}
     assert caption["SPICE"] is None  # unavailable offline: reported as such, never as 0
@@ -104,9 +117,11 @@ def test_exp_run_set_param_reruns_only_what_changed(smoke_repo):
     ran = sorted(line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage"))
     assert ran == [
         "distill@blip-caption-amad-0",
+        "distill@blip-vqa-amad-0",
         "distill@vlt5-vqa-amad-0",
         "distill_text@vlt5-translation-amad-0",
         "evaluate@blip-caption-amad-0",
+        "evaluate@blip-vqa-amad-0",
         "evaluate@vlt5-vqa-amad-0",
         "evaluate_text@vlt5-translation-amad-0",
         "report",
