@@ -265,7 +265,7 @@ class BlipModel(DistillModel):
     RANKS_ANSWERS = True
 
     @torch.no_grad()
-    def rank_answers(self, batch: Batch, answers: Sequence[str], k: int, chunk: int = 1024) -> list[str]:
+    def rank_answers(self, batch: Batch, answers: Sequence[str], k: int, chunk: int = 256) -> list[str]:
         """BLIP's rank inference for VQA: the answer in ``answers`` with the highest log-likelihood, per question.
 
         As in BLIP: the probability of each candidate's first token picks the ``k`` best candidates, then those are
@@ -277,7 +277,7 @@ class BlipModel(DistillModel):
 
     @torch.no_grad()
     def answer_scores(
-        self, batch: Batch, answers: Sequence[str], k: int, chunk: int = 1024
+        self, batch: Batch, answers: Sequence[str], k: int, chunk: int = 256
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The k candidates per question with the likeliest first token, and their sequence log-likelihoods.
 

@@ -11,6 +11,8 @@ from amad.errors import ConfigError
 from amad.pipeline.layout import VISUAL_TASKS
 from amad.training.terms import Term, parse_method
 
+TEACHER = "teacher"  # the evaluate stage's --method for a teacher folder; no distill method may take the name
+
 
 @dataclasses.dataclass(frozen=True)
 class SuiteConfig:
@@ -185,7 +187,7 @@ def distill(params: Mapping[str, Any]) -> DistillConfig:
     cfg = from_dict(DistillConfig, section(params, "distill"), "distill")
     if cfg.layer_map not in ("uniform", "last"):
         raise ConfigError(f"distill.layer_map must be uniform or last, got {cfg.layer_map!r}")
-    if "teacher" in section(params, "distill.methods"):
+    if TEACHER in section(params, "distill.methods"):
         raise ConfigError("distill.methods cannot define 'teacher': the name labels the teachers' rows; rename it")
     return cfg
 

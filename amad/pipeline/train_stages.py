@@ -27,7 +27,6 @@ from amad.training.step import plan_capture
 from amad.training.terms import Term, attention_terms, needs_teacher
 
 log = logging.getLogger(__name__)
-TEACHER = "teacher"  # the --method value that scores a teacher folder instead of a student
 
 
 def _data_sizes(params: dict) -> dict:
@@ -168,7 +167,7 @@ def run_evaluate(
     ``meteor``: a running :class:`amad.metrics.MeteorScorer` for caption setups, or True to start one.
     """
     P.validate_all(params)
-    if method == TEACHER:
+    if method == P.TEACHER:
         seed, model = None, S.load_teacher(run_dir)
     else:
         P.method_terms(params, method)  # an unknown --method fails here, before the model is loaded
@@ -234,13 +233,13 @@ def evaluate_model(
     cost = {"params": count_parameters(model.model)} | measure_latency(model, latency_batch, repeats=3, warmup=1)
     layout_info = model.attention_layout()
     main_kind = next(iter(layout_info))
-    terms = P.method_terms(params, method) if method != TEACHER else ()
+    terms = P.method_terms(params, method) if method != P.TEACHER else ()
     tau = next((t.options.get("tau") for t in terms if "amad" in t.name), None)
-    run = f"{setup}-teacher" if method == TEACHER else f"{setup}-{method}-s{seed}"
+    run = f"{setup}-teacher" if method == P.TEACHER else f"{setup}-{method}-s{seed}"
     info = collect({}, seed)
     record = {
         "run": run,
-        "role": "teacher" if method == TEACHER else "student",
+        "role": "teacher" if method == P.TEACHER else "student",
         "family": family,
         "task": task,
         "method": method,
@@ -254,7 +253,7 @@ def evaluate_model(
             "layers": {k: list(v) for k, v in layout_info.items()},
             "heads": layout_info[main_kind][1],
             "size": str(
-                P.teacher_setup(params, setup)[0].size if method == TEACHER else P.student_setup(params, setup).size
+                P.teacher_setup(params, setup)[0].size if method == P.TEACHER else P.student_setup(params, setup).size
             ),
         },
         "distill": {"tau": tau, "loss_terms": {t.name: t.weight for t in terms}} if terms else None,
