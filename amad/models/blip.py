@@ -270,6 +270,7 @@ class BlipModel(DistillModel):
 
         As in BLIP: the probability of each candidate's first token picks the ``k`` best candidates, then those are
         rescored by their whole sequence (answer tokens + sep) log-likelihood, with the question states tiled k times.
+        The score is the plain log-likelihood; BLIP's code scores with its training loss, label smoothing included.
         """
         top, scores = self.answer_scores(batch, answers, k, chunk)  # (B, k), (B, k)
         best = top.gather(1, scores.argmax(1, keepdim=True))[:, 0]  # (B,)
