@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from amad.errors import ConfigError
 from amad.types import Batch, Example, ModelOutput
 
 META_FILE = "amad_model.json"  # {family, task, size, ...}: written last, so its presence marks a complete folder
@@ -70,12 +71,8 @@ class DistillModel(nn.Module, ABC):
     def generate(self, batch: Batch, num_beams: int = 1, max_new_tokens: int | None = None) -> list[str]:
         """Decoded predictions, one string per example."""
 
-    RANKS_ANSWERS = False  # whether rank_answers is implemented (BLIP's VQA recipe)
-
     def rank_answers(self, batch: Batch, answers: Sequence[str], k: int) -> list[str]:
         """The most likely of ``answers`` for each example (BLIP's rank inference); only some families have it."""
-        from amad.errors import ConfigError
-
         raise ConfigError(f"{self.family} has no rank inference: set evaluate.vqa_inference.{self.family} to generate")
 
     @abstractmethod

@@ -72,6 +72,7 @@ class BlipModel(DistillModel):
         self.max_source_length = 32
         self.max_target_length = 10 if task == "vqa" else 20
         self.init_report: dict[str, int] | None = None
+        self._answer_targets: tuple[tuple[str, ...], torch.Tensor] | None = None  # rank inference's encoded list
         text = model.config.text_config
         self.bos_id, self.sep_id, self.pad_id = text.bos_token_id, text.sep_token_id, text.pad_token_id
         self.enc_id = ckpt.special_ids(tokenizer, task)["enc"] if task == "vqa" else None
@@ -262,8 +263,6 @@ class BlipModel(DistillModel):
         new = out[:, prefix_ids.shape[1] :]  # (B, new)
         return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
-    RANKS_ANSWERS = True
-
     @torch.no_grad()
     def rank_answers(self, batch: Batch, answers: Sequence[str], k: int, chunk: int = 256) -> list[str]:
         """BLIP's rank inference for VQA: the answer in ``answers`` with the highest log-likelihood, per question.
@@ -290,7 +289,7 @@ class BlipModel(DistillModel):
         if not answers:
             raise ConfigError("rank inference needs a non-empty answer list: check the VQA training split")
         device = batch.input_ids.device
-        targets = _pad([[*self._ids(a, self.max_target_length - 1), self.sep_id] for a in answers], -100).to(device)
+        targets = self._encode_answers(tuple(answers)).to(device)  # (A, T) answer ids + sep, -100 after
         states, states_mask = self._context(batch)  # (B, L, D), (B, L)
         b, k = states.shape[0], min(k, len(answers))
         bos = torch.full((b * k, 1), self.bos_id, dtype=torch.long, device=device)  # (B*k, 1)
@@ -308,6 +307,13 @@ class BlipModel(DistillModel):
             token = logp.gather(-1, labels.clamp_min(0)[..., None])[..., 0]  # (R, T)
             scores[rows] = (token * (labels >= 0)).sum(1)  # (R,)
         return top, scores.view(b, k)
+
+    def _encode_answers(self, answers: tuple[str, ...]) -> torch.Tensor:
+        """(A, T) label ids of each answer (as ``collate`` builds them), tokenised once per answer list."""
+        if self._answer_targets is None or self._answer_targets[0] != answers:
+            rows = [[*self._ids(a, self.max_target_length - 1), self.sep_id] for a in answers]
+            self._answer_targets = (answers, _pad(rows, -100))
+        return self._answer_targets[1]
 
     def _decode(self, ids: torch.Tensor, states: torch.Tensor, states_mask: torch.Tensor) -> torch.Tensor:
         """Decoder logits (R, T, V) for ids (R, T) that cross-attend states (R, L, D) with mask (R, L)."""

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from amad.config import TrainConfig, check_preset, from_dict, parse_setup, section
+from amad.config import FAMILY_TASKS, TrainConfig, check_preset, from_dict, parse_setup, section
 from amad.errors import ConfigError
 from amad.pipeline.layout import VISUAL_TASKS
 from amad.training.terms import Term, parse_method
@@ -198,14 +198,14 @@ def method_terms(params: Mapping[str, Any], method: str) -> tuple[Term, ...]:
     return parse_method(method, methods[method])
 
 
-RANK_FAMILIES = ("blip",)  # families whose DistillModel implements rank_answers
+RANK_FAMILIES = ("blip",)  # families whose DistillModel overrides rank_answers (a test keeps this in step)
 
 
 def evaluate(params: Mapping[str, Any]) -> EvalConfig:
     cfg = from_dict(EvalConfig, section(params, "evaluate"), "evaluate")
     for family, how in cfg.vqa_inference.items():
-        if family not in ("vlt5", "blip"):
-            raise ConfigError(f"unknown family {family!r} in evaluate.vqa_inference: use vlt5 and blip")
+        if family not in FAMILY_TASKS:
+            raise ConfigError(f"unknown family {family!r} in evaluate.vqa_inference: use {' and '.join(FAMILY_TASKS)}")
         if how not in ("generate", "rank"):
             raise ConfigError(f"evaluate.vqa_inference.{family} must be generate or rank, got {how!r}")
         if how == "rank" and family not in RANK_FAMILIES:

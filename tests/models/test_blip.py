@@ -12,8 +12,10 @@ from tiny_fixtures import FakeImages
 from amad.capture import CaptureSpec, attention_layout
 from amad.errors import ConfigError
 from amad.models import build_model, load_model
-from amad.models.base import weighted_token_loss
+from amad.models.base import DistillModel, weighted_token_loss
 from amad.models.blip import BlipModel
+from amad.models.registry import FAMILIES
+from amad.pipeline.params import RANK_FAMILIES
 from amad.types import Example
 
 TASKS = ("vqa", "caption")
@@ -273,6 +275,7 @@ def test_rank_inference_is_for_blip_vqa_only(trained, tokenizer):
     with pytest.raises(ConfigError, match="non-empty answer list"):
         vqa.rank_answers(vqa_batch, [], k=1)
     vlt5 = build_model("vlt5", "vqa", "vlt5-smoke-student", tokenizer, seed=0)
-    assert not vlt5.RANKS_ANSWERS and BlipModel.RANKS_ANSWERS
+    ranking = {name for name in FAMILIES if FAMILIES.get(name).rank_answers is not DistillModel.rank_answers}
+    assert ranking == set(RANK_FAMILIES)  # params validation rejects rank for exactly the other families
     with pytest.raises(ConfigError, match=r"vqa_inference\.vlt5 to generate"):
         vlt5.rank_answers(None, ["a"], k=1)
