@@ -16,6 +16,10 @@ often depends on what ran before (one_to_one_kl swung between 3 and 6 ms here). 
 (mallopt) to keep freed memory, as a caching allocator does and as every stage script does (amad/allocator.py),
 so the table measures the losses; --system-malloc turns this off.
 
+The AMAD KL losses run float32 CPU maps through the fused C kernel (amad/losses/cpu_kernel.py); the rows marked
+"(PyTorch path)" run the same losses with the kernel switched off, for comparison. The kernel's per-thread scratch
+lives outside torch's allocator, so the profiler does not see it; the script prints its size.
+
 Usage: python benchmarks/losses.py [--repeats 25] [--threads 1] [--system-malloc]
 """
 
@@ -34,6 +38,7 @@ from torch.profiler import ProfilerActivity, profile
 
 import amad.losses as L
 from amad.allocator import keep_freed_memory
+from amad.losses import cpu_kernel
 
 B, HT, HS, Q, K = 32, 12, 8, 64, 64
 TARGETS = {"time": 2.0, "memory": 2.0}  # amad_kl / one_to_one_kl
@@ -44,6 +49,14 @@ def make_inputs(hs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     teacher = torch.softmax(2 * torch.randn(B, HT, Q, K, generator=g), dim=-1)  # (B, Ht, Q, K)
     student = torch.softmax(torch.randn(B, hs, Q, K, generator=g), dim=-1).requires_grad_(True)  # (B, Hs, Q, K)
     return student, teacher
+
+
+def torch_path(loss: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    def run() -> torch.Tensor:
+        with cpu_kernel.disabled():
+            return loss()
+
+    return run
 
 
 def step(loss: Callable[[], torch.Tensor], student: torch.Tensor) -> None:
@@ -86,6 +99,8 @@ def main() -> None:
         "amad_l2": (lambda: L.amad_l2(student, teacher), student),
         "amad_token_kl": (lambda: L.amad_token_kl(student, teacher), student),
         "head_mean_kl (Hs=6)": (lambda: L.head_mean_kl(student6, teacher), student6),
+        "amad_kl (PyTorch path)": (torch_path(lambda: L.amad_kl(student, teacher)), student),
+        "amad_token_kl (PyTorch)": (torch_path(lambda: L.amad_token_kl(student, teacher)), student),
     }
     for loss, s in cases.values():  # warm-up
         for _ in range(3):
@@ -108,13 +123,15 @@ def main() -> None:
     print(f"time = median of {args.repeats} forward+backward runs after 3 warm-ups (round-robin over losses)")
     print("peak = CPU allocator peak above the start level during one forward+backward (torch profiler memory events)")
     print(f"allocator: {'glibc told to keep freed memory (mallopt)' if kept else 'system default'}")
+    scratch = cpu_kernel.scratch_bytes(HT, HS, Q * K, masked=False) / 2**10
+    print(f"fused CPU kernel: {cpu_kernel.status()}; its scratch outside torch's allocator: {scratch:.0f} KiB")
     print("x = ratio to one_to_one_kl (teacher heads 0..7)")
     print()
-    print(f"| {'loss':<20} | wall ms |     x | cpu ms |     x | peak MiB |     x |")
-    print(f"|{'-' * 22}|--------:|------:|-------:|------:|---------:|------:|")
+    print(f"| {'loss':<23} | wall ms |     x | cpu ms |     x | peak MiB |     x |")
+    print(f"|{'-' * 25}|--------:|------:|-------:|------:|---------:|------:|")
     for name in cases:
         print(
-            f"| {name:<20} | {med[name] * 1e3:7.2f} | {med[name] / base:5.2f} | {med_cpu[name] * 1e3:6.2f} | "
+            f"| {name:<23} | {med[name] * 1e3:7.2f} | {med[name] / base:5.2f} | {med_cpu[name] * 1e3:6.2f} | "
             f"{med_cpu[name] / base_cpu:5.2f} | {peaks[name] / 2**20:8.2f} | {peaks[name] / base_m:5.2f} |"
         )
     print()

@@ -16,56 +16,103 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from amad.losses import cpu_kernel
 from amad.losses.masking import LOG_EPS, NORM_EPS, TINY
 
 
 class MixtureKL(torch.autograd.Function):
     """KL_g = Σ_ie t_ie log(t_ie / (m_ie + LOG_EPS)) with the mixture m = a s (Ht, n).
 
-    The forward takes one logarithm per entry, on R = t / (m + eps), and keeps only R for the backward
-    (dKL/dm = -R); grad_s = c_j s_j + (-g a)^T R + grad_D^T t with D = t s^T.
+    When the student needs a gradient, the forward also forms dKL_g/ds (G, Hs, n) right away, while t, s and
+    R = t / (m + eps) are still in cache, and keeps only that: each group's loss is a scalar, so the backward just
+    scales it by the incoming gradient. float32 CPU maps go to the fused C kernel (amad.losses.cpu_kernel), anything
+    else to :func:`torch_mixture_kl`; both compute the same quantities.
     """
 
     @staticmethod
-    def forward(ctx: FunctionCtx, t: Tensor, s: Tensor, tau: float, detach_alignment: bool) -> Tensor:
-        """t: (G, Ht, n) without gradient, s: (G, Hs, n) -> (G,)."""
-        tn = torch.linalg.vector_norm(t, dim=-1).clamp_min(NORM_EPS)  # (G, Ht, n) -> (G, Ht)
-        sn_raw = torch.linalg.vector_norm(s, dim=-1)  # (G, Hs, n) -> (G, Hs)
-        sn = sn_raw.clamp_min(NORM_EPS)
-        dots = torch.bmm(t, s.transpose(1, 2))  # (G, Ht, n) @ (G, n, Hs) -> (G, Ht, Hs)
-        w = dots / (tn[:, :, None] * sn[:, None, :])  # (G, Ht, Hs)
-        a = torch.softmax(w / tau, dim=-1)  # (G, Ht, Hs)
-        ratio = torch.bmm(a, s).add_(LOG_EPS)  # m + eps: (G, Ht, Hs) @ (G, Hs, n) -> (G, Ht, n)
-        torch.div(t, ratio, out=ratio).add_(TINY)  # R = t / (m + eps) (+1e-30 keeps log R finite where t = 0)
-        kl = torch.log(ratio).mul_(t).sum((1, 2))  # Σ t log R, 0 where t = 0: (G, Ht, n) -> (G,)
-        ctx.save_for_backward(t, s, a, w, tn, sn, sn_raw >= NORM_EPS, ratio)
-        ctx.tau, ctx.detach_alignment = tau, detach_alignment
+    def forward(
+        ctx: FunctionCtx,
+        t: Tensor,
+        s: Tensor,
+        valid: Tensor | None,
+        tau: float,
+        detach_alignment: bool,
+        want_grad: bool,
+    ) -> Tensor:
+        """t: (G, Ht, n) without gradient, zero at invalid entries; s: (G, Hs, n); valid: (G, 1, n) bool or None.
+
+        Returns (G,). Invalid student entries are read as zero (even NaN) and get exactly zero gradient.
+        """
+        run = cpu_kernel.mixture_kl if cpu_kernel.usable(t, s) else torch_mixture_kl
+        kl, grad_s = run(t, s, valid, tau, detach_alignment, want_grad)
+        if grad_s is not None:
+            ctx.save_for_backward(grad_s)
         return kl
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None, None]:
-        t, s, a, w, tn, sn, sn_live, ratio = ctx.saved_tensors
-        scale = -grad[:, None, None]  # dKL/dm = -R: (G, 1, 1)
-        ga = a * scale  # (G, Ht, Hs): the gradient of each group folded into a
-        if ctx.detach_alignment:
-            return None, torch.bmm(ga.transpose(1, 2), ratio), None, None  # (G, Hs, Ht) @ (G, Ht, n) -> (G, Hs, n)
-        grad_a = torch.bmm(ratio, s.transpose(1, 2)) * scale  # (G, Ht, n) @ (G, n, Hs) -> (G, Ht, Hs)
-        grad_w = a * (grad_a - (grad_a * a).sum(-1, keepdim=True)) / ctx.tau  # softmax backward: (G, Ht, Hs)
-        grad_d = grad_w / (tn[:, :, None] * sn[:, None, :])  # w = D / (|t| |s|): (G, Ht, Hs)
-        coef = -(grad_w * w).sum(1) / sn * sn_live / sn  # d|s_j| term, divided by |s_j|: (G, Ht, Hs) -> (G, Hs)
-        grad_s = s * coef[:, :, None]  # (G, Hs, n)
-        grad_s.baddbmm_(ga.transpose(1, 2), ratio)  # += (G, Hs, Ht) @ (G, Ht, n)
-        grad_s.baddbmm_(grad_d.transpose(1, 2), t)  # += (G, Hs, Ht) @ (G, Ht, n)
-        return None, grad_s, None, None
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None, None, None, None]:
+        (grad_s,) = ctx.saved_tensors  # dKL_g/ds: (G, Hs, n)
+        return None, grad_s * grad[:, None, None], None, None, None, None  # (G, Hs, n) * (G, 1, 1)
 
 
-def mixture_kl_sum(t: Tensor, s: Tensor, tau: float, detach_alignment: bool) -> Tensor:
+def torch_mixture_kl(
+    t: Tensor, s: Tensor, valid: Tensor | None, tau: float, detach_alignment: bool, want_grad: bool
+) -> tuple[Tensor, Tensor | None]:
+    """The PyTorch path of MixtureKL: per-group KL (G,) and, if ``want_grad``, dKL_g/ds (G, Hs, n).
+
+    One logarithm per entry, on R = t / (m + eps) (dKL/dm = -R). Shapes as in MixtureKL.forward.
+    """
+    if valid is not None:
+        s = torch.where(valid, s, s.new_zeros(()))  # (G, Hs, n)
+    tn = torch.linalg.vector_norm(t, dim=-1).clamp_min(NORM_EPS)  # (G, Ht, n) -> (G, Ht)
+    sn_raw = torch.linalg.vector_norm(s, dim=-1)  # (G, Hs, n) -> (G, Hs)
+    sn = sn_raw.clamp_min(NORM_EPS)
+    dots = torch.bmm(t, s.transpose(1, 2))  # (G, Ht, n) @ (G, n, Hs) -> (G, Ht, Hs)
+    w = dots / (tn[:, :, None] * sn[:, None, :])  # (G, Ht, Hs)
+    a = torch.softmax(w / tau, dim=-1)  # (G, Ht, Hs)
+    ratio = torch.bmm(a, s).add_(LOG_EPS)  # m + eps: (G, Ht, Hs) @ (G, Hs, n) -> (G, Ht, n)
+    torch.div(t, ratio, out=ratio)  # R = t / (m + eps), 0 where t = 0
+    grad_s = None
+    if want_grad:
+        grad_s = _mixture_kl_grad(t, s, a, w, tn, sn, sn_raw >= NORM_EPS, ratio, tau, detach_alignment)
+    return ratio.add_(TINY).log_().mul_(t).sum((1, 2)), grad_s  # Σ t log R, 0 where t = 0: (G, Ht, n) -> (G,)
+
+
+def _mixture_kl_grad(
+    t: Tensor,
+    s: Tensor,
+    a: Tensor,
+    w: Tensor,
+    tn: Tensor,
+    sn: Tensor,
+    sn_live: Tensor,
+    ratio: Tensor,
+    tau: float,
+    detach_alignment: bool,
+) -> Tensor:
+    """dKL_g/ds for every group g: (G, Hs, n). Arguments as in MixtureKL.forward (ratio = R)."""
+    neg_a_t = -a.transpose(1, 2)  # dKL/dm = -R, folded into a: (G, Hs, Ht)
+    if detach_alignment:
+        return torch.bmm(neg_a_t, ratio)  # (G, Hs, Ht) @ (G, Ht, n) -> (G, Hs, n)
+    grad_a = -torch.bmm(ratio, s.transpose(1, 2))  # (G, Ht, n) @ (G, n, Hs) -> (G, Ht, Hs)
+    grad_w = a * (grad_a - (grad_a * a).sum(-1, keepdim=True)) / tau  # softmax backward: (G, Ht, Hs)
+    grad_d = grad_w / (tn[:, :, None] * sn[:, None, :])  # w = D / (|t| |s|): (G, Ht, Hs)
+    coef = -(grad_w * w).sum(1) / sn * sn_live / sn  # d|s_j| term, divided by |s_j|: (G, Ht, Hs) -> (G, Hs)
+    grad_s = s * coef[:, :, None]  # (G, Hs, n)
+    grad_s.baddbmm_(neg_a_t, ratio)  # += (G, Hs, Ht) @ (G, Ht, n)
+    return grad_s.baddbmm_(grad_d.transpose(1, 2), t)  # += (G, Hs, Ht) @ (G, Ht, n)
+
+
+def mixture_kl_sum(t: Tensor, s: Tensor, tau: float, detach_alignment: bool, valid: Tensor | None = None) -> Tensor:
     """Per group Σ_i Σ_e KL terms of t_i against the mixture Σ_j a_ij s_j (see module docstring).
 
-    t: (G, Ht, n) probabilities (the gradient never flows to it), s: (G, Hs, n) -> (G,).
+    t: (G, Ht, n) probabilities, zero at invalid entries (the gradient never flows to it), s: (G, Hs, n),
+    valid: (G, 1, n) bool (True = valid) or None: invalid student entries are treated as 0 -> (G,).
     """
-    return MixtureKL.apply(t.detach().contiguous(), s.contiguous(), tau, detach_alignment)
+    want_grad = torch.is_grad_enabled() and s.requires_grad
+    mask = None if valid is None else valid.contiguous()
+    return MixtureKL.apply(t.detach().contiguous(), s.contiguous(), mask, tau, detach_alignment, want_grad)
 
 
 class GramL2(torch.autograd.Function):

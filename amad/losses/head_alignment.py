@@ -23,14 +23,16 @@ def head_weights(t: Tensor, s: Tensor, tau: float, detach: bool) -> Tensor:
     return a.detach() if detach else a
 
 
-def mixture_kl(t: Tensor, s: Tensor, tau: float, detach: bool) -> Tensor:
+def mixture_kl(t: Tensor, s: Tensor, tau: float, detach: bool, valid: Tensor | None = None) -> Tensor:
     """Per-sample sum over teacher heads and valid rows of KL(t_i[r] || Σ_j a_ij s_j[r]).
 
-    t: (B, Ht, Q, K) detached, s: (B, Hs, Q, K), invalid entries zeroed -> (B,). One batched matmul forms all
-    mixtures (no (B, Ht, Hs, Q, K) tensor is built); forward and backward are fused (amad.losses.fused).
+    t: (B, Ht, Q, K) detached with invalid entries zeroed, s: (B, Hs, Q, K), valid: (B, 1, Q, K) bool or None
+    -> (B,). One batched matmul forms all mixtures (no (B, Ht, Hs, Q, K) tensor is built); forward and backward
+    are fused (amad.losses.fused), which also zeroes the invalid student entries.
     """
     tf, sf = t.flatten(2), s.flatten(2)  # (B, H, Q, K) -> (B, H, Q*K)
-    return mixture_kl_sum(tf, sf, tau, detach)  # (B,)
+    vf = None if valid is None else valid.flatten(2)  # (B, 1, Q, K) -> (B, 1, Q*K)
+    return mixture_kl_sum(tf, sf, tau, detach, vf)  # (B,)
 
 
 @register("alignment")
@@ -83,8 +85,8 @@ def amad_kl(
         valid keys; then the mean over samples. log takes m + 1e-12, so zeros give no inf/NaN.
     """
     tau = check_tau(tau, "amad_kl")
-    maps = prepare_maps("amad_kl", student, teacher, query_mask, key_mask)
-    return batch_mean(mixture_kl(maps.teacher, maps.student, tau, detach_alignment), maps.rows)
+    maps = prepare_maps("amad_kl", student, teacher, query_mask, key_mask, zero_student=False)
+    return batch_mean(mixture_kl(maps.teacher, maps.student, tau, detach_alignment, maps.valid), maps.rows)
 
 
 @register("amad_l2")
@@ -143,9 +145,10 @@ def amad_token_kl(
         valid keys; then the mean over samples.
     """
     tau = check_tau(tau, "amad_token_kl")
-    maps = prepare_maps("amad_token_kl", student, teacher, query_mask, key_mask)
+    maps = prepare_maps("amad_token_kl", student, teacher, query_mask, key_mask, zero_student=False)
     b, hs, q, k = maps.student.shape
     t_rows = maps.teacher.transpose(1, 2).reshape(b * q, -1, k)  # (B, Ht, Q, K) -> (B·Q, Ht, K)
     s_rows = maps.student.transpose(1, 2).reshape(b * q, hs, k)  # (B, Hs, Q, K) -> (B·Q, Hs, K)
-    per_sample = mixture_kl_sum(t_rows, s_rows, tau, detach_alignment).view(b, q).sum(1)  # (B·Q,) -> (B,)
+    v_rows = None if maps.valid is None else maps.valid.transpose(1, 2).reshape(b * q, 1, k)  # -> (B·Q, 1, K)
+    per_sample = mixture_kl_sum(t_rows, s_rows, tau, detach_alignment, v_rows).view(b, q).sum(1)  # (B·Q,) -> (B,)
     return batch_mean(per_sample, maps.rows)

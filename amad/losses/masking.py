@@ -27,7 +27,8 @@ TINY = 1e-30
 class Maps:
     """Checked attention maps in a float dtype, invalid entries zeroed, teacher detached.
 
-    student: (B, Hs, Q, K); teacher: (B, Ht, Q, K); valid: (B, 1, Q, K) bool or None (all valid);
+    student: (B, Hs, Q, K) (left unzeroed when prepare_maps was told ``zero_student=False``); teacher: (B, Ht, Q, K);
+    valid: (B, 1, Q, K) bool or None (all valid);
     rows: (B,) number of valid query rows; entries: (B,) number of valid (q, k) entries.
     """
 
@@ -66,9 +67,19 @@ def check_tau(tau: float, name: str) -> float:
 
 
 def prepare_maps(
-    name: str, student: Tensor, teacher: Tensor, query_mask: Tensor | None, key_mask: Tensor | None
+    name: str,
+    student: Tensor,
+    teacher: Tensor,
+    query_mask: Tensor | None,
+    key_mask: Tensor | None,
+    *,
+    zero_student: bool = True,
 ) -> Maps:
-    """Validate shapes and masks, promote half precision to float32, detach the teacher and zero invalid entries."""
+    """Validate shapes and masks, promote half precision to float32, detach the teacher and zero invalid entries.
+
+    ``zero_student=False`` leaves the student as it is, for a loss that masks it inside its own autograd Function
+    with ``maps.valid`` (one fewer graph node and no masked backward pass).
+    """
     if student.dim() != 4 or teacher.dim() != 4:
         raise ConfigError(
             f"{name}: student and teacher must be 4-D (B, H, Q, K) attention probabilities, got student "
@@ -94,7 +105,8 @@ def prepare_maps(
     qm, km = qm.to(s.device), km.to(s.device)
     valid = qm[:, None, :, None] & km[:, None, None, :]  # (B, Q), (B, K) -> (B, 1, Q, K)
     zero = s.new_zeros(())
-    s = torch.where(valid, s, zero)  # padded entries (even NaN) -> 0
+    if zero_student:
+        s = torch.where(valid, s, zero)  # padded entries (even NaN) -> 0
     t = torch.where(valid, t, zero)
     n_keys = km.sum(1).to(s.dtype)  # (B, K) -> (B,)
     rows = qm.sum(1).to(s.dtype) * (n_keys > 0)  # (B, Q) -> (B,)

@@ -56,6 +56,7 @@ def collect(params: dict[str, Any], seed: int | None, **extra: Any) -> dict[str,
     import torch
 
     from amad import allocator
+    from amad.losses import cpu_kernel
 
     return {
         "git": git_state(),
@@ -67,6 +68,7 @@ def collect(params: dict[str, Any], seed: int | None, **extra: Any) -> dict[str,
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
         "allocator": allocator.describe(),
+        "cpu_kernel": cpu_kernel.status(),  # the fused AMAD kernel for float32 CPU maps (amad/losses/cpu_kernel.py)
         "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **extra,
     }
