@@ -50,6 +50,8 @@ def usable(t: Tensor, s: Tensor) -> bool:
     """Whether the kernel serves these maps: float32 CPU tensors, the kernel built, and not inside ``disabled()``."""
     if _off["depth"] or t.device.type != "cpu" or t.dtype != torch.float32 or s.dtype != torch.float32:
         return False
+    if t.numel() == 0 or s.numel() == 0:
+        return False  # nothing to fuse; the PyTorch path returns the empty result
     return _load() is not None
 
 

@@ -169,3 +169,14 @@ def test_disabled_block_switches_to_the_torch_path() -> None:
     with cpu_kernel.disabled():
         assert not cpu_kernel.usable(t, s)
     assert cpu_kernel.usable(t, s) == (cpu_kernel.status() == "compiled")
+
+
+@needs_kernel
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_student_values_reach_the_loss_as_in_the_torch_path(bad: float) -> None:
+    t, s, _ = groups(3, 4, 2, 10, seed=6, masked=False)
+    s[1, 0, 3] = bad  # a diverged student
+    kl, _ = cpu_kernel.mixture_kl(t, s, None, 1.0, False, True)
+    ref, _ = torch_mixture_kl(t, s, None, 1.0, False, True)
+    assert torch.equal(torch.isfinite(kl), torch.isfinite(ref)) and not torch.isfinite(kl[1])
+    torch.testing.assert_close(kl[[0, 2]], ref[[0, 2]])

@@ -18,19 +18,24 @@
 #define NORM_EPS 1e-12  /* amad.losses.masking.NORM_EPS */
 #define TINY 1e-30f     /* amad.losses.masking.TINY */
 
-/* Natural log of a positive normal float (the Cephes logf scheme, within 2 ulp); branch-free so it vectorises. */
-static inline float log_positive(float x) {
+/* logf for any float, within 2 ulp (the Cephes logf scheme), branch-free so that loops over it vectorise.
+ * Zero gives -inf, negatives NaN, and NaN and +inf pass through, as logf does; the loss needs only positive
+ * normal inputs, but a diverged student's NaN must still reach the loss value. */
+static inline float log_any(float x) {
     union {
         float f;
         uint32_t i;
     } u = {x};
-    int32_t e = (int32_t)((u.i >> 23) & 0xff) - 126;
+    const uint32_t bits = u.i;
+    const int subnormal = bits < 0x00800000u;
+    u.f = subnormal ? x * 8388608.0f : x; /* 2^23 lifts a subnormal into the normal range */
+    int32_t e = (int32_t)((u.i >> 23) & 0xff) - 126 - (subnormal ? 23 : 0);
     u.i = (u.i & 0x007fffffu) | 0x3f000000u; /* x = 2^e * f, f in [0.5, 1) */
     float f = u.f;
-    int below = f < 0.707106781186547524f;
+    const int below = f < 0.707106781186547524f;
     e -= below;
     f = below ? f + f - 1.0f : f - 1.0f; /* x = 2^e * (1 + f), f in [sqrt(1/2) - 1, sqrt(2) - 1) */
-    float z = f * f;
+    const float z = f * f;
     float y = 7.0376836292E-2f;
     y = y * f - 1.1514610310E-1f;
     y = y * f + 1.1676998740E-1f;
@@ -41,10 +46,13 @@ static inline float log_positive(float x) {
     y = y * f - 2.4999993993E-1f;
     y = y * f + 3.3333331174E-1f;
     y = y * f * z;
-    float fe = (float)e;
+    const float fe = (float)e;
     y += -2.12194440e-4f * fe;
     y += -0.5f * z;
-    return f + y + 0.693359375f * fe;
+    float out = f + y + 0.693359375f * fe;
+    out = (bits & 0x7fffffffu) == 0 ? -INFINITY : out;            /* +-0 */
+    out = bits >= 0x7f800000u ? (bits <= 0x7fffffffu ? x : NAN) : out; /* inf, NaN, negatives */
+    return out;
 }
 
 static float dot(const float *x, const float *y, int64_t n) {
@@ -91,7 +99,7 @@ static float group(const float *tg, const float *sg, int64_t Ht, int64_t Hs, int
         for (int64_t e = 0; e < n; e++) {
             const float r = ti[e] / Ri[e]; /* 0 where t = 0 */
             Ri[e] = r;
-            acc += ti[e] * log_positive(r + TINY);
+            acc += ti[e] * log_any(r + TINY);
         }
         kl += acc;
         if (out != NULL && !detach)
