@@ -6,12 +6,14 @@ and each student's speed-up over its teacher measured in the same process. Paper
 repeats so that the table finishes in a few minutes on 2 cores.
 
 GPU section (``--gpu``; skipped without CUDA; ``--gpu-device cpu --gpu-sizes vlt5-tiny-teacher,vlt5-tiny-student``
-is a dry run of the same code): samples/s of one paper-sized VL-T5 distillation step in bf16 autocast
-(vlt5-base teacher forward under no_grad + vlt5-small student forward/backward + AdamW step), with the AMAD KL loss
-on captured maps of every kind (uniform layer mapping) and, for comparison, with logit KD only.
+is a dry run of the same code): samples/s of one paper-sized distillation step in bf16 autocast (teacher forward
+under no_grad + student forward/backward + AdamW step), with the AMAD KL loss on the captured maps of
+``--gpu-kinds`` (default: the paper preset's ``distill.kinds`` for the family; uniform layer mapping) and, for
+comparison, with logit KD only, plus the peak GPU memory of each. ``--gpu-sizes blip-base,blip-small`` measures BLIP.
 
     python benchmarks/models.py [--batch 4] [--repeats 3] [--rounds 3] [--paper-batch 1] [--paper-repeats 1]
-                                [--paper-rounds 1] [--skip-paper] [--gpu] [--gpu-batch 64] [--gpu-steps 10]
+                                [--paper-rounds 1] [--skip-paper] [--gpu] [--gpu-only] [--gpu-batch 64]
+                                [--gpu-steps 10] [--gpu-sizes vlt5-base,vlt5-small] [--gpu-kinds KIND,KIND]
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
+import yaml
 from tokenizers import Tokenizer, pre_tokenizers
 from tokenizers.models import WordLevel
 from transformers import PreTrainedTokenizerFast
@@ -138,28 +142,44 @@ def cpu_table(groups: list[tuple[str, str, str, int]], batch: int, repeats: int,
             )
 
 
-def distillation_step_rate(batch: int, steps: int, device: str, teacher_size: str, student_size: str) -> None:
-    """VL-T5 distillation step in bf16 autocast: AMAD KL on all kinds (+ logit KD) vs logit KD only, samples/s."""
+def paper_kinds(family: str) -> tuple[str, ...]:
+    """The attention kinds the paper preset distils for ``family`` (configs/presets/paper.yaml)."""
+    preset = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/presets/paper.yaml").read_text())
+    return tuple(preset["distill"]["kinds"][family])
+
+
+def distillation_step_rate(
+    batch: int, steps: int, device: str, teacher_size: str, student_size: str, kinds: tuple[str, ...] = ()
+) -> None:
+    """Distillation step in bf16 autocast: AMAD KL on ``kinds`` (+ logit KD) vs logit KD only, samples/s."""
     from amad.training.step import distill_step, plan_capture
     from amad.training.terms import parse_method
 
-    print(f"\n## {device}: {teacher_size} -> {student_size} distillation step, bf16 autocast, VQA batch {batch}")
+    family = resolve_size(teacher_size)["family"]
+    kinds = kinds or paper_kinds(family)
+    print(
+        f"\n## {device}: {teacher_size} -> {student_size} distillation step, bf16 autocast, VQA batch {batch}, "
+        f"AMAD on {', '.join(kinds)}"
+    )
     if device == "cuda" and not torch.cuda.is_available():
         print("skipped: no CUDA device")
         return
-    n_tokens = 32100 if resolve_size(teacher_size)["d_model"] >= 512 else 1000
+    paper = resolve_size(teacher_size).get("d_model", resolve_size(teacher_size).get("text", {}).get("hidden_size"))
+    n_tokens = {"vlt5": 32100, "blip": 30524}[family] if paper >= 512 else 1000
     tok = word_tokenizer(n_tokens)
-    sizes = {name: {**resolve_size(name), "vocab_rows": n_tokens + 100} for name in (teacher_size, student_size)}
+    sizes = {name: resolve_size(name) for name in (teacher_size, student_size)}
+    if family == "vlt5":
+        sizes = {name: {**size, "vocab_rows": n_tokens + 100} for name, size in sizes.items()}
     torch.manual_seed(0)
-    teacher = build_model("vlt5", "vqa", sizes[teacher_size], tok).to(device).eval()
-    student = build_model("vlt5", "vqa", sizes[student_size], tok).to(device).train()
+    teacher = build_model(family, "vqa", sizes[teacher_size], tok).to(device).eval()
+    student = build_model(family, "vqa", sizes[student_size], tok).to(device).train()
     data = student.collate(vqa_examples(batch, n_tokens), FakeVisual(sizes[teacher_size]), train=True).to(device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     logit = parse_method("logit", {"task": 1.0, "logit_kd": {"weight": 1.0, "temperature": 2.0}})
     amad = parse_method("amad", {"task": 1.0, "logit_kd": {"weight": 1.0, "temperature": 2.0}, "amad_kl": 1.0})
     plans = {
         False: plan_capture(student, teacher, (), "uniform"),
-        True: plan_capture(student, teacher, tuple(student.attention_layout()), "uniform"),
+        True: plan_capture(student, teacher, kinds, "uniform"),
     }
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
 
@@ -171,22 +191,23 @@ def distillation_step_rate(batch: int, steps: int, device: str, teacher_size: st
         result.total.backward()
         optimizer.step()
 
-    results = {}
+    results, peaks = {}, {}
     for attention in (False, True, False, True):  # interleaved; the second pass of each is kept
         for _ in range(2):
             step(attention)
         sync()
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         for _ in range(steps):
             step(attention)
         sync()
         results[attention] = batch * steps / (time.perf_counter() - start)
-    print(f"{'loss':<28}{'samples/s':>12}")
-    print(f"{'logit KD only':<28}{results[False]:>12.1f}")
-    print(f"{'AMAD KL (all kinds) + KD':<28}{results[True]:>12.1f}")
+        peaks[attention] = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
+    print(f"{'loss':<28}{'samples/s':>12}{'peak GiB':>10}")
+    print(f"{'logit KD only':<28}{results[False]:>12.1f}{peaks[False]:>10.1f}")
+    print(f"{'AMAD KL + KD':<28}{results[True]:>12.1f}{peaks[True]:>10.1f}")
     print(f"AMAD step cost vs logit-only: {results[False] / results[True]:.3f}x")
-    if device == "cuda":
-        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
 
 
 def main() -> None:
@@ -203,15 +224,19 @@ def main() -> None:
     parser.add_argument("--gpu-steps", type=int, default=10)
     parser.add_argument("--gpu-device", default="cuda", help="'cpu' runs the same step code (for a dry run)")
     parser.add_argument("--gpu-sizes", default="vlt5-base,vlt5-small", help="teacher,student size names")
+    parser.add_argument("--gpu-kinds", default="", help="attention kinds, comma-separated (default: paper preset's)")
+    parser.add_argument("--gpu-only", action="store_true", help="skip the CPU tables")
     args = parser.parse_args()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    cpu_table(MINI, args.batch, args.repeats, args.rounds, "mini teachers and students")
-    if not args.skip_paper:
+    if not args.gpu_only:
+        cpu_table(MINI, args.batch, args.repeats, args.rounds, "mini teachers and students")
+    if not (args.skip_paper or args.gpu_only):
         cpu_table(PAPER, args.paper_batch, args.paper_repeats, args.paper_rounds, "paper sizes, random weights")
-    if args.gpu:
+    if args.gpu or args.gpu_only:
         teacher_size, student_size = args.gpu_sizes.split(",")
-        distillation_step_rate(args.gpu_batch, args.gpu_steps, args.gpu_device, teacher_size, student_size)
+        kinds = tuple(k for k in args.gpu_kinds.split(",") if k)
+        distillation_step_rate(args.gpu_batch, args.gpu_steps, args.gpu_device, teacher_size, student_size, kinds)
 
 
 if __name__ == "__main__":

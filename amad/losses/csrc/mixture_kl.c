@@ -55,10 +55,12 @@ static inline float log_any(float x) {
     return out;
 }
 
-static float dot(const float *x, const float *y, int64_t n) {
-    float acc = 0.0f;
+/* Sums over a whole map row (up to 577 x 577 entries at paper scale) accumulate in double: the KL's terms cancel,
+ * and float lanes summing 20,000 terms each lost 1e-3 of the value at that size. */
+static double dot(const float *x, const float *y, int64_t n) {
+    double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
-    for (int64_t e = 0; e < n; e++) acc += x[e] * y[e];
+    for (int64_t e = 0; e < n; e++) acc += (double)x[e] * y[e];
     return acc;
 }
 
@@ -68,9 +70,9 @@ static float group(const float *tg, const float *sg, int64_t Ht, int64_t Hs, int
                    float *R, double *small, float *out) {
     double *tn = small, *sn = tn + Ht, *live = sn + Hs, *w = live + Hs, *a = w + Ht * Hs, *ga = a + Ht * Hs,
            *gd = ga + Ht * Hs, *coef = gd + Ht * Hs;
-    for (int64_t i = 0; i < Ht; i++) tn[i] = fmax(sqrt((double)dot(tg + i * n, tg + i * n, n)), NORM_EPS);
+    for (int64_t i = 0; i < Ht; i++) tn[i] = fmax(sqrt(dot(tg + i * n, tg + i * n, n)), NORM_EPS);
     for (int64_t j = 0; j < Hs; j++) {
-        double raw = sqrt((double)dot(sg + j * n, sg + j * n, n));
+        double raw = sqrt(dot(sg + j * n, sg + j * n, n));
         live[j] = raw >= NORM_EPS; /* the clamped norm has no gradient */
         sn[j] = fmax(raw, NORM_EPS);
     }
@@ -83,7 +85,7 @@ static float group(const float *tg, const float *sg, int64_t Ht, int64_t Hs, int
         for (int64_t j = 0; j < Hs; j++) z += (a[i * Hs + j] = exp(w[i * Hs + j] / tau - top));
         for (int64_t j = 0; j < Hs; j++) a[i * Hs + j] /= z;
     }
-    float kl = 0.0f;
+    double kl = 0.0;
     for (int64_t i = 0; i < Ht; i++) {
         const float *ti = tg + i * n;
         float *Ri = R + i * n; /* m_i + eps, then R_i = t_i / (m_i + eps): (n,) */
@@ -94,18 +96,18 @@ static float group(const float *tg, const float *sg, int64_t Ht, int64_t Hs, int
 #pragma omp simd
             for (int64_t e = 0; e < n; e++) Ri[e] += aij * sj[e];
         }
-        float acc = 0.0f;
+        double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
         for (int64_t e = 0; e < n; e++) {
             const float r = ti[e] / Ri[e]; /* 0 where t = 0 */
             Ri[e] = r;
-            acc += ti[e] * log_any(r + TINY);
+            acc += (double)(ti[e] * log_any(r + TINY));
         }
         kl += acc;
         if (out != NULL && !detach)
             for (int64_t j = 0; j < Hs; j++) ga[i * Hs + j] = -dot(Ri, sg + j * n, n); /* dKL/da = -R s^T */
     }
-    if (out == NULL) return kl;
+    if (out == NULL) return (float)kl;
     for (int64_t j = 0; j < Hs; j++) coef[j] = 0.0;
     for (int64_t i = 0; i < Ht; i++) { /* softmax and cosine backward on (Ht, Hs) */
         double back = 0.0;
@@ -127,7 +129,7 @@ static float group(const float *tg, const float *sg, int64_t Ht, int64_t Hs, int
             for (int64_t e = 0; e < n; e++) oj[e] += na * Ri[e] + d * ti[e];
         }
     }
-    return kl;
+    return (float)kl;
 }
 
 /* t (G, Ht, n), s (G, Hs, n), valid (G, n) bytes or NULL -> kl (G,), grad (G, Hs, n) or NULL.
