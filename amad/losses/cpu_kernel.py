@@ -30,10 +30,11 @@ log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "mixture_kl.c"
 # Tried in order; the later ones serve compilers without OpenMP (single thread) or without -march=native.
+# -fno-trapping-math lets gcc vectorise the selects of the kernel's logarithm (9x slower without it on gcc 12).
 FLAG_SETS = (
-    ("-O3", "-march=native", "-fopenmp"),
-    ("-O3", "-fopenmp"),
-    ("-O3", "-march=native", "-fopenmp-simd"),
+    ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp"),
+    ("-O3", "-fno-trapping-math", "-fopenmp"),
+    ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp-simd"),
     ("-O3",),
 )
 _state: dict[str, object] = {}

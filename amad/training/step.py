@@ -133,6 +133,12 @@ def _no_autocast(device_type: str):
     return torch.autocast(device_type=device_type, enabled=False)
 
 
+# Layer pairs of one kind share shapes and masks, so their maps are concatenated along the batch and scored in one
+# call while the teacher maps of that call stay under this many entries (a 256 MiB float32 copy); beyond that each
+# pair is scored alone. On a GPU the small maps of VL-T5 or BLIP's text are launch-bound, pair by pair.
+STACK_ENTRIES = 1 << 26
+
+
 def _attention_parts(
     parts: dict[str, torch.Tensor],
     s_maps: AttentionMaps,
@@ -140,21 +146,43 @@ def _attention_parts(
     attn_terms: tuple[Term, ...],
     plan: CapturePlan,
 ) -> None:
+    """Each attention term's mean over every (kind, student layer, teacher layer) pair of the plan.
+
+    Every attention loss is a mean over samples, and the layers of one kind share their masks, so the loss of
+    layers concatenated along the batch equals the mean of their per-layer losses.
+    """
     for term in attn_terms:
         fn = losses.get(term.name)
-        values = []
-        for kind, s_layer, t_layer in plan.pairs:
+        total, count = 0, 0
+        for kind, layers in _stacks(s_maps, t_maps, plan):
             options = _attention_options(term, plan.student_heads[kind], plan.teacher_heads[kind])
-            values.append(
-                fn(
-                    s_maps.probs[(kind, s_layer)].float(),
-                    t_maps.probs[(kind, t_layer)].float(),
-                    query_mask=s_maps.query_mask.get(kind),
-                    key_mask=s_maps.key_mask.get(kind),
-                    **options,
-                )
-            )
-        parts[term.name] = torch.stack(values).mean()  # mean over (kind, layer pair)
+            s = _stack([s_maps.probs[(kind, s_layer)] for s_layer, _ in layers])  # (L·B, Hs, Q, K)
+            t = _stack([t_maps.probs[(kind, t_layer)] for _, t_layer in layers])  # (L·B, Ht, Q, K)
+            qm, km = (_repeat(mask.get(kind), len(layers)) for mask in (s_maps.query_mask, s_maps.key_mask))
+            total = total + len(layers) * fn(s, t, query_mask=qm, key_mask=km, **options)
+            count += len(layers)
+        parts[term.name] = total / count  # mean over (kind, layer pair)
+
+
+def _stacks(s_maps: AttentionMaps, t_maps: AttentionMaps, plan: CapturePlan) -> list[tuple[str, list[tuple[int, int]]]]:
+    """The plan's pairs grouped by kind into runs whose stacked teacher maps stay under STACK_ENTRIES."""
+    stacks: list[tuple[str, list[tuple[int, int]]]] = []
+    for kind, s_layer, t_layer in plan.pairs:
+        entries = t_maps.probs[(kind, t_layer)].numel()
+        last = stacks[-1] if stacks else None
+        if last and last[0] == kind and (len(last[1]) + 1) * entries <= STACK_ENTRIES:
+            last[1].append((s_layer, t_layer))
+        else:
+            stacks.append((kind, [(s_layer, t_layer)]))
+    return stacks
+
+
+def _stack(maps: list[torch.Tensor]) -> torch.Tensor:
+    return maps[0].float() if len(maps) == 1 else torch.cat([m.float() for m in maps])  # L x (B, H, Q, K) -> (L·B, ...)
+
+
+def _repeat(mask: torch.Tensor | None, times: int) -> torch.Tensor | None:
+    return mask if mask is None or times == 1 else mask.repeat(times, 1)  # (B, N) -> (L·B, N)
 
 
 @torch.no_grad()

@@ -4,6 +4,7 @@ import pytest
 import torch
 from tiny_fixtures import TINY_VLT5, FakeFeatures, make_tokenizer
 
+from amad import losses
 from amad.errors import ConfigError, UnknownNameError
 from amad.models import build_model
 from amad.training.step import alignment_stats, distill_step, plan_capture
@@ -114,3 +115,45 @@ def test_none_method_never_calls_the_teacher():
             parse_method("l", {"task": 1.0, "logit_kd": 1.0}),
             plan_capture(student, None, (), "uniform"),
         )
+
+
+@pytest.mark.parametrize("term", ["amad_kl", "one_to_one_kl", "amad_l2", "amad_token_kl", "head_mean_kl"])
+def test_layers_scored_together_equal_the_mean_over_layers(monkeypatch, term):
+    """Layer pairs of one kind are concatenated along the batch; the parts and gradients equal pair-by-pair scoring."""
+    import amad.training.step as step_module
+
+    tok = make_tokenizer()
+    size = TINY_VLT5 | {"feat_dim": 16, "n_boxes": 4, "num_layers": 2, "num_decoder_layers": 2}
+    torch.manual_seed(0)
+    teacher = build_model("vlt5", "vqa", size | {"num_heads": 4}, tok).eval()
+    student = build_model("vlt5", "vqa", size | {"num_heads": 2}, tok)
+    examples = [
+        Example("q1", "1", "what color is the circle ?", "red", ["red"] * 10, 1.0, "other"),
+        Example("q2", "2", "how many shapes are left of the big square ?", "two blue", ["two blue"] * 10, 1.0, "o"),
+    ]
+    batch = student.collate(examples, FakeFeatures(4, 16), train=True)  # padded questions and answers
+    assert not batch.attention_mask.all()
+    terms = parse_method("m", {"task": 1.0, term: 1.0})
+    plan = plan_capture(student, teacher, ("encoder_self", "decoder_self", "cross"), "uniform")
+    assert len(plan.pairs) == 6
+    results = {}
+    for limit in (step_module.STACK_ENTRIES, 0):  # 0: every pair alone
+        monkeypatch.setattr(step_module, "STACK_ENTRIES", limit)
+        student.zero_grad()
+        result = distill_step(student, teacher, batch, terms, plan)
+        if limit:
+            stacks = step_module._stacks(result.student_maps, result.teacher_maps, plan)
+            assert [len(layers) for _, layers in stacks] == [2, 2, 2]
+        result.total.backward()
+        results[limit] = (result.parts[term].detach(), [p.grad.clone() for p in student.parameters()])
+    (v_stacked, g_stacked), (v_alone, g_alone) = results.values()
+    sm, tm = result.student_maps, result.teacher_maps
+    direct = []
+    for k, s, t in plan.pairs:
+        options = step_module._attention_options(terms[1], plan.student_heads[k], plan.teacher_heads[k])
+        maps = (sm.probs[(k, s)], tm.probs[(k, t)])
+        direct.append(losses.get(term)(*maps, query_mask=sm.query_mask.get(k), key_mask=sm.key_mask.get(k), **options))
+    torch.testing.assert_close(v_alone, torch.stack(direct).mean().detach(), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(v_stacked, v_alone, rtol=1e-5, atol=1e-7)
+    for a, b in zip(g_stacked, g_alone):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

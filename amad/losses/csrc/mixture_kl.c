@@ -8,7 +8,8 @@
  * core's cache (the PyTorch path makes about twenty passes over (G, Ht, n) tensors), groups run in parallel on
  * the OpenMP threads torch already uses, and the logarithm is an inlined polynomial the compiler vectorises.
  *
- * Built at first use by amad/losses/cpu_kernel.py (cc -O3 -march=native -fopenmp -shared). float32, contiguous.
+ * Built at first use by amad/losses/cpu_kernel.py (cc -O3 -march=native -fopenmp -fno-trapping-math -shared; the
+ * last flag lets gcc vectorise the selects in log_any). float32, contiguous.
  */
 #include <math.h>
 #include <stdint.h>
@@ -21,17 +22,28 @@
 /* logf for any float, within 2 ulp (the Cephes logf scheme), branch-free so that loops over it vectorise.
  * Zero gives -inf, negatives NaN, and NaN and +inf pass through, as logf does; the loss needs only positive
  * normal inputs, but a diverged student's NaN must still reach the loss value. */
-static inline float log_any(float x) {
+static inline uint32_t bits_of(float x) {
     union {
         float f;
         uint32_t i;
     } u = {x};
-    const uint32_t bits = u.i;
+    return u.i;
+}
+
+static inline float float_of(uint32_t i) {
+    union {
+        uint32_t i;
+        float f;
+    } u = {i};
+    return u.f;
+}
+
+static inline float log_any(float x) {
+    const uint32_t bits = bits_of(x);
     const int subnormal = bits < 0x00800000u;
-    u.f = subnormal ? x * 8388608.0f : x; /* 2^23 lifts a subnormal into the normal range */
-    int32_t e = (int32_t)((u.i >> 23) & 0xff) - 126 - (subnormal ? 23 : 0);
-    u.i = (u.i & 0x007fffffu) | 0x3f000000u; /* x = 2^e * f, f in [0.5, 1) */
-    float f = u.f;
+    const uint32_t b = bits_of(subnormal ? x * 8388608.0f : x); /* 2^23 lifts a subnormal into the normal range */
+    int32_t e = (int32_t)((b >> 23) & 0xff) - 126 - (subnormal ? 23 : 0);
+    float f = float_of((b & 0x007fffffu) | 0x3f000000u); /* x = 2^e * f, f in [0.5, 1) */
     const int below = f < 0.707106781186547524f;
     e -= below;
     f = below ? f + f - 1.0f : f - 1.0f; /* x = 2^e * (1 + f), f in [sqrt(1/2) - 1, sqrt(2) - 1) */
@@ -50,17 +62,26 @@ static inline float log_any(float x) {
     y += -2.12194440e-4f * fe;
     y += -0.5f * z;
     float out = f + y + 0.693359375f * fe;
-    out = (bits & 0x7fffffffu) == 0 ? -INFINITY : out;            /* +-0 */
-    out = bits >= 0x7f800000u ? (bits <= 0x7fffffffu ? x : NAN) : out; /* inf, NaN, negatives */
+    /* special cases as selects; vectorised under -fno-trapping-math */
+    out = bits >= 0x7f800000u ? x : out;              /* +inf, NaN (and negatives, fixed next) */
+    out = bits > 0x80000000u ? NAN : out;             /* negatives */
+    out = (bits & 0x7fffffffu) == 0 ? -INFINITY : out; /* +-0 */
     return out;
 }
 
-/* Sums over a whole map row (up to 577 x 577 entries at paper scale) accumulate in double: the KL's terms cancel,
- * and float lanes summing 20,000 terms each lost 1e-3 of the value at that size. */
+/* Sums over a whole map row (up to 577 x 577 entries at paper scale) add float partial sums of BLOCK entries in
+ * double: the KL's terms cancel, and float lanes summing 20,000 terms each lost 1e-3 of the value at that size. */
+#define BLOCK 512
+
 static double dot(const float *x, const float *y, int64_t n) {
     double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t e = 0; e < n; e++) acc += (double)x[e] * y[e];
+    for (int64_t e0 = 0; e0 < n; e0 += BLOCK) {
+        const int64_t e1 = e0 + BLOCK < n ? e0 + BLOCK : n;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (int64_t e = e0; e < e1; e++) part += x[e] * y[e];
+        acc += part;
+    }
     return acc;
 }
 
@@ -96,14 +117,17 @@ static float group(const float *tg, const float *sg, int64_t Ht, int64_t Hs, int
 #pragma omp simd
             for (int64_t e = 0; e < n; e++) Ri[e] += aij * sj[e];
         }
-        double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t e = 0; e < n; e++) {
-            const float r = ti[e] / Ri[e]; /* 0 where t = 0 */
-            Ri[e] = r;
-            acc += (double)(ti[e] * log_any(r + TINY));
+        for (int64_t e0 = 0; e0 < n; e0 += BLOCK) {
+            const int64_t e1 = e0 + BLOCK < n ? e0 + BLOCK : n;
+            float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+            for (int64_t e = e0; e < e1; e++) {
+                const float r = ti[e] / Ri[e]; /* 0 where t = 0 */
+                Ri[e] = r;
+                part += ti[e] * log_any(r + TINY);
+            }
+            kl += part;
         }
-        kl += acc;
         if (out != NULL && !detach)
             for (int64_t j = 0; j < Hs; j++) ga[i * Hs + j] = -dot(Ri, sg + j * n, n); /* dKL/da = -R s^T */
     }
