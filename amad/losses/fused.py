@@ -19,13 +19,6 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 from amad.losses import cpu_kernel
 from amad.losses.masking import LOG_EPS, NORM_EPS, TINY
 
-# On a GPU, a batched product (G, A, n) @ (G, n, B) with n in the hundreds of thousands (BLIP-base's 577 x 577 ViT
-# maps) and A, B about ten runs on a handful of thread blocks per group: on an H200 the AMAD KL of (16, 12 -> 6, 577,
-# 577) maps took 7x one_to_one_kl. Rows at least LONG_ROW long are cut into LONG_CHUNKS pieces, multiplied as
-# G x LONG_CHUNKS small products and summed (benchmarks/gpu_losses.py).
-LONG_ROW = 1 << 15
-LONG_CHUNKS = 64
-
 
 class MixtureKL(torch.autograd.Function):
     """KL_g = Σ_ie t_ie log(t_ie / (m_ie + LOG_EPS)) with the mixture m = a s (Ht, n).
@@ -75,7 +68,7 @@ def torch_mixture_kl(
     tn = torch.linalg.vector_norm(t, dim=-1).clamp_min(NORM_EPS)  # (G, Ht, n) -> (G, Ht)
     sn_raw = torch.linalg.vector_norm(s, dim=-1)  # (G, Hs, n) -> (G, Hs)
     sn = sn_raw.clamp_min(NORM_EPS)
-    dots = row_dots(t, s)  # (G, Ht, n) @ (G, n, Hs) -> (G, Ht, Hs)
+    dots = torch.bmm(t, s.transpose(1, 2))  # (G, Ht, n) @ (G, n, Hs) -> (G, Ht, Hs)
     w = dots / (tn[:, :, None] * sn[:, None, :])  # (G, Ht, Hs)
     a = torch.softmax(w / tau, dim=-1)  # (G, Ht, Hs)
     ratio = torch.bmm(a, s).add_(LOG_EPS)  # m + eps: (G, Ht, Hs) @ (G, Hs, n) -> (G, Ht, n)
@@ -84,24 +77,6 @@ def torch_mixture_kl(
     if want_grad:
         grad_s = _mixture_kl_grad(t, s, a, w, tn, sn, sn_raw >= NORM_EPS, ratio, tau, detach_alignment)
     return ratio.add_(TINY).log_().mul_(t).sum((1, 2)), grad_s  # Σ t log R, 0 where t = 0: (G, Ht, n) -> (G,)
-
-
-def row_dots(x: Tensor, y: Tensor) -> Tensor:
-    """x (G, A, n), y (G, B, n) -> x y^T (G, A, B); long rows on a GPU go through :func:`chunked_dots`."""
-    if x.is_cuda and x.shape[-1] >= LONG_ROW:
-        return chunked_dots(x, y, LONG_CHUNKS)
-    return torch.bmm(x, y.transpose(1, 2))  # (G, A, n) @ (G, n, B) -> (G, A, B)
-
-
-def chunked_dots(x: Tensor, y: Tensor, chunks: int) -> Tensor:
-    """x y^T as the sum of ``chunks`` partial products over pieces of the rows: (G, A, n), (G, B, n) -> (G, A, B)."""
-    g, a, n = x.shape
-    pad = (-n) % chunks  # zeros add nothing to a dot product
-    if pad:
-        x, y = torch.nn.functional.pad(x, (0, pad)), torch.nn.functional.pad(y, (0, pad))
-    xc = x.view(g, a, chunks, -1).transpose(1, 2)  # (G, A, n) -> (G, c, A, n / c)
-    yc = y.view(g, y.shape[1], chunks, -1).transpose(1, 2)  # (G, B, n) -> (G, c, B, n / c)
-    return torch.matmul(xc, yc.transpose(-1, -2)).sum(1)  # (G, c, A, B) -> (G, A, B)
 
 
 def _mixture_kl_grad(
@@ -120,7 +95,7 @@ def _mixture_kl_grad(
     neg_a_t = -a.transpose(1, 2)  # dKL/dm = -R, folded into a: (G, Hs, Ht)
     if detach_alignment:
         return torch.bmm(neg_a_t, ratio)  # (G, Hs, Ht) @ (G, Ht, n) -> (G, Hs, n)
-    grad_a = -row_dots(ratio, s)  # (G, Ht, n) @ (G, n, Hs) -> (G, Ht, Hs)
+    grad_a = -torch.bmm(ratio, s.transpose(1, 2))  # (G, Ht, n) @ (G, n, Hs) -> (G, Ht, Hs)
     grad_w = a * (grad_a - (grad_a * a).sum(-1, keepdim=True)) / tau  # softmax backward: (G, Ht, Hs)
     grad_d = grad_w / (tn[:, :, None] * sn[:, None, :])  # w = D / (|t| |s|): (G, Ht, Hs)
     coef = -(grad_w * w).sum(1) / sn * sn_live / sn  # d|s_j| term, divided by |s_j|: (G, Ht, Hs) -> (G, Hs)
