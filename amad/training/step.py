@@ -154,7 +154,7 @@ def _attention_parts(
     for term in attn_terms:
         fn = losses.get(term.name)
         total, count = 0, 0
-        for kind, layers in _stacks(s_maps, t_maps, plan):
+        for kind, layers in _stacks(t_maps, plan):
             options = _attention_options(term, plan.student_heads[kind], plan.teacher_heads[kind])
             s = _stack([s_maps.probs[(kind, s_layer)] for s_layer, _ in layers])  # (L·B, Hs, Q, K)
             t = _stack([t_maps.probs[(kind, t_layer)] for _, t_layer in layers])  # (L·B, Ht, Q, K)
@@ -164,7 +164,7 @@ def _attention_parts(
         parts[term.name] = total / count  # mean over (kind, layer pair)
 
 
-def _stacks(s_maps: AttentionMaps, t_maps: AttentionMaps, plan: CapturePlan) -> list[tuple[str, list[tuple[int, int]]]]:
+def _stacks(t_maps: AttentionMaps, plan: CapturePlan) -> list[tuple[str, list[tuple[int, int]]]]:
     """The plan's pairs grouped by kind into runs whose stacked teacher maps stay under STACK_ENTRIES."""
     stacks: list[tuple[str, list[tuple[int, int]]]] = []
     for kind, s_layer, t_layer in plan.pairs:

@@ -142,7 +142,7 @@ def test_layers_scored_together_equal_the_mean_over_layers(monkeypatch, term):
         student.zero_grad()
         result = distill_step(student, teacher, batch, terms, plan)
         if limit:
-            stacks = step_module._stacks(result.student_maps, result.teacher_maps, plan)
+            stacks = step_module._stacks(result.teacher_maps, plan)
             assert [len(layers) for _, layers in stacks] == [2, 2, 2]
         result.total.backward()
         results[limit] = (result.parts[term].detach(), [p.grad.clone() for p in student.parameters()])
