@@ -151,17 +151,21 @@ def _attention_parts(
     Every attention loss is a mean over samples, and the layers of one kind share their masks, so the loss of
     layers concatenated along the batch equals the mean of their per-layer losses.
     """
+    if not attn_terms:
+        return
+    inputs = []  # built once, shared by every attention term
+    for kind, layers in _stacks(t_maps, plan):
+        s = _stack([s_maps.probs[(kind, s_layer)] for s_layer, _ in layers])  # (L·B, Hs, Q, K)
+        t = _stack([t_maps.probs[(kind, t_layer)] for _, t_layer in layers])  # (L·B, Ht, Q, K)
+        qm, km = (_repeat(mask.get(kind), len(layers)) for mask in (s_maps.query_mask, s_maps.key_mask))
+        inputs.append((kind, len(layers), s, t, qm, km))
     for term in attn_terms:
         fn = losses.get(term.name)
-        total, count = 0, 0
-        for kind, layers in _stacks(t_maps, plan):
+        total = 0
+        for kind, n_layers, s, t, qm, km in inputs:
             options = _attention_options(term, plan.student_heads[kind], plan.teacher_heads[kind])
-            s = _stack([s_maps.probs[(kind, s_layer)] for s_layer, _ in layers])  # (L·B, Hs, Q, K)
-            t = _stack([t_maps.probs[(kind, t_layer)] for _, t_layer in layers])  # (L·B, Ht, Q, K)
-            qm, km = (_repeat(mask.get(kind), len(layers)) for mask in (s_maps.query_mask, s_maps.key_mask))
-            total = total + len(layers) * fn(s, t, query_mask=qm, key_mask=km, **options)
-            count += len(layers)
-        parts[term.name] = total / count  # mean over (kind, layer pair)
+            total = total + n_layers * fn(s, t, query_mask=qm, key_mask=km, **options)
+        parts[term.name] = total / len(plan.pairs)  # mean over (kind, layer pair)
 
 
 def _stacks(t_maps: AttentionMaps, plan: CapturePlan) -> list[tuple[str, list[tuple[int, int]]]]:
