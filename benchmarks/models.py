@@ -164,16 +164,12 @@ def distillation_step_rate(
     if device == "cuda" and not torch.cuda.is_available():
         print("skipped: no CUDA device")
         return
-    paper = resolve_size(teacher_size).get("d_model", resolve_size(teacher_size).get("text", {}).get("hidden_size"))
-    n_tokens = {"vlt5": 32100, "blip": 30524}[family] if paper >= 512 else 1000
+    paper = {(t, s): n for _, t, s, n in PAPER}
+    n_tokens = paper.get((teacher_size, student_size), 1000)  # the paper pairs' real vocabularies, else 1000
     tok = word_tokenizer(n_tokens)
-    sizes = {name: resolve_size(name) for name in (teacher_size, student_size)}
-    if family == "vlt5":
-        sizes = {name: {**size, "vocab_rows": n_tokens + 100} for name, size in sizes.items()}
-    torch.manual_seed(0)
-    teacher = build_model(family, "vqa", sizes[teacher_size], tok).to(device).eval()
-    student = build_model(family, "vqa", sizes[student_size], tok).to(device).train()
-    data = student.collate(vqa_examples(batch, n_tokens), FakeVisual(sizes[teacher_size]), train=True).to(device)
+    teacher, _ = setup(teacher_size, family, tok, n_tokens, batch)
+    student, data = setup(student_size, family, tok, n_tokens, batch)
+    teacher, student, data = teacher.to(device), student.to(device).train(), data.to(device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     logit = parse_method("logit", {"task": 1.0, "logit_kd": {"weight": 1.0, "temperature": 2.0}})
     amad = parse_method("amad", {"task": 1.0, "logit_kd": {"weight": 1.0, "temperature": 2.0}, "amad_kl": 1.0})
