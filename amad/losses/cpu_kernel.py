@@ -6,8 +6,8 @@ carries a hash of the source, the flags, the compiler and the CPU's feature flag
 ``-march=native``. Compiling takes under a second. It runs on torch's own OpenMP runtime and threads.
 
 Without a working compiler the losses stay on the PyTorch path, which computes the same values (the tests compare
-the two); one log line says so. ``AMAD_CPU_KERNEL=0`` picks the PyTorch path on purpose. The kernel serves float32
-CPU tensors; float64 and GPU tensors always take the PyTorch path.
+the two); one log line says so when a loss first falls back. ``AMAD_CPU_KERNEL=0`` picks the PyTorch path on
+purpose. The kernel serves float32 CPU tensors; float64 and GPU tensors always take the PyTorch path.
 """
 
 from __future__ import annotations
@@ -53,7 +53,12 @@ def usable(t: Tensor, s: Tensor) -> bool:
         return False
     if t.numel() == 0 or s.numel() == 0:
         return False  # nothing to fuse; the PyTorch path returns the empty result
-    return _load() is not None
+    if _load() is None:
+        if _state["status"] != "disabled" and not _state.get("warned"):
+            _state["warned"] = True  # said once, when a loss first falls back (status() alone stays quiet)
+            log.warning("fused CPU kernel %s; the AMAD losses use the PyTorch path (same values)", _state["status"])
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -108,8 +113,6 @@ def mixture_kl(
 def _load():
     if "fn" not in _state:
         _state["fn"], _state["status"] = _build()
-        if _state["fn"] is None and _state["status"] != "disabled":
-            log.warning("fused CPU kernel %s; the AMAD losses use the PyTorch path (same values)", _state["status"])
     return _state["fn"]
 
 
