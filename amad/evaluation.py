@@ -83,6 +83,35 @@ def answer_list(examples: Sequence[Example], size: int) -> list[str]:
     return ranked[:size]
 
 
+def _question_key(question: str) -> str:
+    return " ".join(question.lower().replace("?", " ").split())
+
+
+def question_prior(train: Sequence[Example], test: Sequence[Example]) -> dict[str, str]:
+    """A blind VQA baseline: test uid -> the most frequent training answer to the same question.
+
+    Questions match after lower-casing and dropping '?' and extra spaces; a question never asked in training gets
+    the most frequent training answer overall. Ties break by answer text. It never sees the image, so a model that
+    does not beat it answers from the question alone.
+    """
+    if not train:
+        raise DataError("no training answers for the question prior: check the VQA training split of the data stage")
+    by_question: dict[str, Counter] = {}
+    for ex in train:
+        by_question.setdefault(_question_key(ex.source), Counter())[ex.target] += 1
+    overall = Counter(ex.target for ex in train)
+
+    def top(counts: Counter) -> str:
+        return min(counts, key=lambda answer: (-counts[answer], answer))
+
+    fallback = top(overall)
+    out = {}
+    for ex in test:
+        counts = by_question.get(_question_key(ex.source))
+        out[ex.uid] = top(counts) if counts else fallback
+    return out
+
+
 def score(
     task: str,
     examples: Sequence[Example],

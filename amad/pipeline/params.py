@@ -12,6 +12,8 @@ from amad.pipeline.layout import VISUAL_TASKS
 from amad.training.terms import Term, parse_method
 
 TEACHER = "teacher"  # the evaluate stage's --method for a teacher folder; no distill method may take the name
+# Names that label report rows other than students (the teacher, the VQA question prior): not method names.
+RESERVED_METHODS = (TEACHER, "question_prior")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,8 +189,9 @@ def distill(params: Mapping[str, Any]) -> DistillConfig:
     cfg = from_dict(DistillConfig, section(params, "distill"), "distill")
     if cfg.layer_map not in ("uniform", "last"):
         raise ConfigError(f"distill.layer_map must be uniform or last, got {cfg.layer_map!r}")
-    if TEACHER in section(params, "distill.methods"):
-        raise ConfigError("distill.methods cannot define 'teacher': the name labels the teachers' rows; rename it")
+    for name in RESERVED_METHODS:
+        if name in section(params, "distill.methods"):
+            raise ConfigError(f"distill.methods cannot define {name!r}: the name labels a report row; rename it")
     return cfg
 
 

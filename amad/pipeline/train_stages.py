@@ -209,8 +209,11 @@ def evaluate_model(
     signature = None
     test_sets = S.test_sets(layout, task, data_cfg.scale)
     answers, inference = None, {"method": "generate", "num_beams": ecfg.num_beams}
-    if task == "vqa" and ecfg.vqa_inference.get(family, "generate") == "rank":
-        answers = evaluation.answer_list(S.train_examples(layout, task, data_cfg.scale), ecfg.rank_answers)
+    rank = task == "vqa" and ecfg.vqa_inference.get(family, "generate") == "rank"
+    prior = task == "vqa" and method == P.TEACHER
+    train = S.train_examples(layout, task, data_cfg.scale) if rank or prior else []
+    if rank:
+        answers = evaluation.answer_list(train, ecfg.rank_answers)
         inference = {"method": "rank", "answers": len(answers), "k": min(ecfg.rank_k, len(answers))}
     for name, examples in test_sets.items():
         preds = evaluation.predict(
@@ -228,6 +231,13 @@ def evaluate_model(
         signature = scores.pop(f"signature/{name}", signature)
         metrics.update(scores)
         predictions[name] = preds
+    # The teacher's record also carries the blind question-only baseline, a reference row of the VQA table.
+    references: dict[str, dict] = {}
+    if prior:
+        references["question_prior"] = {}
+        for examples in test_sets.values():
+            prior_preds = evaluation.question_prior(train, examples)
+            references["question_prior"].update(evaluation.score(task, examples, prior_preds))
     first = next(iter(test_sets.values()))
     latency_batch = model.collate(first[: ecfg.latency_batch], visual, train=False)
     cost = {"params": count_parameters(model.model)} | measure_latency(model, latency_batch, repeats=3, warmup=1)
@@ -246,6 +256,7 @@ def evaluate_model(
         "seed": seed,
         "preset": params.get("preset"),
         "metrics": metrics,
+        "references": references,
         "headline": evaluation.HEADLINE[task],
         "inference": inference,
         "cost": cost,

@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass
 
 from amad.reporting.collect import EvalRun
-from amad.reporting.schema import FAMILIES, TASKS, method_key, metric_order, order_key
+from amad.reporting.schema import FAMILIES, REFERENCE, TASKS, metric_order, order_key, row_key
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,15 @@ def _seed_key(run: EvalRun) -> tuple[int, str]:
 
 
 def group_runs(runs: list[EvalRun]) -> list[Group]:
-    """Group runs and order them: by task, by family, the teacher first, then students in METHOD_ORDER."""
-    buckets: dict[tuple[str, str, str], list[EvalRun]] = {}
+    """Group runs and order them: by task, by family, the teacher, the references, then students in METHOD_ORDER."""
+    buckets: dict[tuple[str, str, str, str], list[EvalRun]] = {}
     for run in runs:
-        buckets.setdefault((run.task, run.family, run.method), []).append(run)
-    groups = [Group(t, f, m, tuple(sorted(rs, key=_seed_key))) for (t, f, m), rs in buckets.items()]
-    return sorted(groups, key=lambda g: (order_key(TASKS, g.task), order_key(FAMILIES, g.family), method_key(g.method)))
+        buckets.setdefault((run.task, run.family, run.role, run.method), []).append(run)
+    groups = [Group(t, f, m, tuple(sorted(rs, key=_seed_key))) for (t, f, _, m), rs in buckets.items()]
+    return sorted(
+        groups,
+        key=lambda g: (order_key(TASKS, g.task), order_key(FAMILIES, g.family), row_key(g.role, g.method)),
+    )
 
 
 def tasks_of(groups: list[Group]) -> list[str]:
@@ -99,7 +102,7 @@ def task_metrics(groups: list[Group], task: str) -> list[str]:
 def baseline_delta(groups: list[Group], group: Group, baseline_method: str) -> float | None:
     """Headline mean of ``group`` minus that of the ``baseline_method`` student of the same family and task."""
     key = (group.task, group.family, baseline_method)
-    base = next((g for g in groups if (g.task, g.family, g.method) == key), None)
+    base = next((g for g in groups if (g.task, g.family, g.method) == key and g.role != REFERENCE), None)
     if base is None:
         return None
     ours, theirs = group.stat(group.headline).mean, base.stat(group.headline).mean

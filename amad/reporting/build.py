@@ -9,10 +9,10 @@ from amad.errors import ConfigError
 from amad.reporting import figures as F
 from amad.reporting.aggregate import Group, group_runs, task_metrics, tasks_of
 from amad.reporting.atomic import write_text
-from amad.reporting.collect import load_eval_runs, load_history, load_npz
+from amad.reporting.collect import load_eval_runs, load_history, load_npz, reference_runs
 from amad.reporting.published import Published, load_published
 from amad.reporting.render import to_csv, to_latex, to_markdown
-from amad.reporting.schema import AMAD_METHODS, METHOD_ORDER, family_label, method_label
+from amad.reporting.schema import AMAD_METHODS, METHOD_ORDER, REFERENCE, family_label, method_label
 from amad.reporting.summary import results_index, summary_metrics
 from amad.reporting.tables import cost_table, task_table
 
@@ -46,7 +46,7 @@ def build_report(
     """
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     runs = load_eval_runs(results_dir)
-    groups = group_runs(runs)
+    groups = group_runs(runs + reference_runs(runs))
     methods = {g.method for g in groups}
     if baseline_method not in methods and baseline_method not in METHOD_ORDER:
         allowed = ", ".join(sorted(methods | set(METHOD_ORDER)))
@@ -116,7 +116,7 @@ def _figures(results_dir: Path, groups: list[Group]):
     for family, task in pairs:
         models = []
         for g in groups:
-            if (g.family, g.task) == (family, task):
+            if (g.family, g.task) == (family, task) and g.role != REFERENCE:
                 run = g.representative()
                 label = method_label(g.method) if g.role == "teacher" else f"{method_label(g.method)} s{run.seed}"
                 models.append((label, load_npz(run.run_dir(results_dir) / "attention_example.npz")))

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from amad.errors import DataError
+from amad.reporting.schema import REFERENCE
 
-ROLES = ("teacher", "student")
+ROLES = ("teacher", "student")  # the roles of eval files; REFERENCE runs come from a teacher's "references"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class EvalRun:
     git_sha: str | None = None
     signature: str | None = None
     path: Path | None = None
+    references: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def run_dir(self, results_dir: Path) -> Path:
         """The training folder: ``distill/<run>`` for students, ``teachers/<family>-<task>`` for teachers."""
@@ -56,6 +58,15 @@ def _field(data: dict, name: str, kind: type | tuple[type, ...], path: Path, opt
     return value
 
 
+def _metrics(value: Any, path: Path, what: str) -> dict[str, float | None]:
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: field '{what}' must be an object; re-run the evaluate stage for it")
+    for name, number in value.items():
+        if number is not None and not _is_number(number):
+            raise DataError(f"{path}: metric '{name}' is {number!r}, not a number or null; re-run the evaluate stage")
+    return {str(k): (None if v is None else float(v)) for k, v in value.items()}
+
+
 def parse_eval(data: Any, path: Path) -> EvalRun:
     """Validate one eval JSON object and turn it into an EvalRun (DataError naming ``path`` when malformed)."""
     if not isinstance(data, dict):
@@ -63,13 +74,17 @@ def parse_eval(data: Any, path: Path) -> EvalRun:
     role = _field(data, "role", str, path)
     if role not in ROLES:
         raise DataError(f"{path}: role '{role}' is not one of {ROLES}; re-run the evaluate stage for it")
-    metrics = _field(data, "metrics", dict, path)
-    for name, value in metrics.items():
-        if value is not None and not _is_number(value):
-            raise DataError(f"{path}: metric '{name}' is {value!r}, not a number or null; re-run the evaluate stage")
+    metrics = _metrics(_field(data, "metrics", dict, path), path, "metrics")
     headline = _field(data, "headline", str, path)
     if headline not in metrics:
         raise DataError(f"{path}: headline metric '{headline}' is not in 'metrics'; re-run the evaluate stage")
+    references = data.get("references") or {}
+    if not isinstance(references, dict):
+        raise DataError(f"{path}: field 'references' must be an object; re-run the evaluate stage for it")
+    references = {str(k): _metrics(v, path, f"references.{k}") for k, v in references.items()}
+    for name, values in references.items():
+        if headline not in values:
+            raise DataError(f"{path}: reference '{name}' has no '{headline}'; re-run the evaluate stage for it")
     seed = _field(data, "seed", int, path, optional=True)
     cost = data.get("cost") or {}
     if not isinstance(cost, dict) or any(not _is_number(v) for v in cost.values()):
@@ -86,7 +101,7 @@ def parse_eval(data: Any, path: Path) -> EvalRun:
         method="teacher" if role == "teacher" else _field(data, "method", str, path),
         seed=seed,
         preset=_field(data, "preset", str, path, optional=True) or "unknown",
-        metrics={str(k): (None if v is None else float(v)) for k, v in metrics.items()},
+        metrics=metrics,
         headline=headline,
         cost={k: float(v) for k, v in cost.items()},
         model=model,
@@ -94,7 +109,32 @@ def parse_eval(data: Any, path: Path) -> EvalRun:
         git_sha=_field(data, "git_sha", str, path, optional=True),
         signature=_field(data, "signature", str, path, optional=True),
         path=path,
+        references=references,
     )
+
+
+def reference_runs(runs: list[EvalRun]) -> list[EvalRun]:
+    """One REFERENCE run per baseline a teacher's eval file carries (e.g. the VQA question prior).
+
+    A reference is not a trained model: it has no cost, head count, seed or training folder.
+    """
+    return [
+        EvalRun(
+            run=f"{r.family}-{r.task}-{name}",
+            role=REFERENCE,
+            family=r.family,
+            task=r.task,
+            method=name,
+            seed=None,
+            preset=r.preset,
+            metrics=values,
+            headline=r.headline,
+            git_sha=r.git_sha,
+            path=r.path,
+        )
+        for r in runs
+        for name, values in r.references.items()
+    ]
 
 
 def load_eval_runs(results_dir: Path) -> list[EvalRun]:

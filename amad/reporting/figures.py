@@ -14,7 +14,15 @@ from matplotlib.figure import Figure
 from amad.errors import DataError
 from amad.reporting.aggregate import Group
 from amad.reporting.atomic import write_bytes
-from amad.reporting.schema import KIND_ORDER, METHOD_ORDER, TEACHER, family_label, method_label, order_key
+from amad.reporting.schema import (
+    KIND_ORDER,
+    METHOD_ORDER,
+    REFERENCE,
+    TEACHER,
+    family_label,
+    method_label,
+    order_key,
+)
 
 DPI = 100
 _PALETTE = [f"C{i}" for i in range(10)]
@@ -38,7 +46,8 @@ def save_png(fig: Figure, path: Path) -> Path:
 
 
 def metric_by_method(groups: list[Group], task: str) -> Figure:
-    """Headline metric per student method (bars: mean, error bars: sample std over seeds), teacher as a line.
+    """Headline metric per student method (bars: mean, error bars: sample std over seeds); teacher and references
+    (e.g. the VQA question prior) as horizontal lines.
 
     One panel per family.
     """
@@ -56,9 +65,13 @@ def metric_by_method(groups: list[Group], task: str) -> Figure:
         ax.bar(xs, means, yerr=errs, capsize=3, color=[method_color(g.method) for g in students])
         for x, g in zip(xs, students):
             ax.annotate(f"n={g.n}", (x, 0), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
-        teacher = next((g for g in task_groups if g.family == family and g.role == "teacher"), None)
-        if teacher is not None and teacher.stat(headline).mean is not None:
-            ax.axhline(teacher.stat(headline).mean, color="black", linestyle="--", label="teacher")
+        lines = [g for g in task_groups if g.family == family and g.role in (TEACHER, REFERENCE)]
+        for g in lines:
+            if g.stat(headline).mean is None:
+                continue
+            style = ("black", "--") if g.role == TEACHER else ("grey", ":")
+            ax.axhline(g.stat(headline).mean, color=style[0], linestyle=style[1], label=method_label(g.method))
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize=8)
         ax.set_xticks(xs, [method_label(g.method) for g in students], rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(headline)

@@ -7,6 +7,12 @@ FAMILIES: tuple[str, ...] = ("vlt5", "blip")
 # Students are listed in this order; methods not named here follow alphabetically.
 METHOD_ORDER: tuple[str, ...] = ("none", "logit", "one_to_one", "head_mean", "amad_l2", "amad_token_kl", "amad")
 TEACHER = "teacher"
+REFERENCE = "reference"  # the role of baselines that are not trained models (e.g. the question prior)
+# Reference rows follow the teacher, in this order (others alphabetically after them).
+REFERENCE_ORDER: tuple[str, ...] = ("question_prior",)
+REFERENCE_NOTES: dict[str, str] = {
+    "question_prior": "answers each question with its most frequent training answer and never sees the image",
+}
 
 # The metrics each task reports, in table column order. Metrics found in eval files but not listed here are
 # appended alphabetically.
@@ -27,6 +33,7 @@ HEADLINES: dict[str, str] = {"vqa": "accuracy", "caption": "CIDEr", "translation
 FAMILY_LABELS: dict[str, str] = {"vlt5": "VL-T5", "blip": "BLIP"}
 METHOD_LABELS: dict[str, str] = {
     "teacher": "Teacher",
+    "question_prior": "Question prior (no image)",
     "none": "No KD (ground truth)",
     "logit": "Logit KD",
     "one_to_one": "One-to-one",
@@ -59,6 +66,13 @@ def method_key(method: str) -> tuple[int, str]:
     if method == TEACHER:
         return (-1, "")
     return order_key(METHOD_ORDER, method)
+
+
+def row_key(role: str, method: str) -> tuple[int, tuple[int, str]]:
+    """Sort key for table rows: the teacher, then the references (REFERENCE_ORDER), then the students."""
+    if role == REFERENCE:
+        return (1, order_key(REFERENCE_ORDER, method))
+    return (0 if method == TEACHER else 2, method_key(method))
 
 
 def family_label(family: str) -> str:

@@ -9,7 +9,15 @@ import pandas as pd
 from amad.reporting.aggregate import Group, Stat, baseline_delta, task_metrics
 from amad.reporting.published import Published, published_metrics, published_value
 from amad.reporting.render import Table
-from amad.reporting.schema import TEACHER, family_label, method_key, method_label, metric_order
+from amad.reporting.schema import (
+    REFERENCE,
+    REFERENCE_NOTES,
+    TEACHER,
+    family_label,
+    method_key,
+    method_label,
+    metric_order,
+)
 
 NA = "n/a"  # the metric is unavailable (e.g. SPICE without Java)
 DASH = "—"  # not applicable / not filled in
@@ -77,6 +85,8 @@ def task_table(groups: list[Group], task: str, published: Published, baseline_me
         f"{task}: mean ± sample std over seeds (n runs); {delta_name} is the headline mean difference"
         f" to the same family's {baseline_method} student"
     )
+    for method in dict.fromkeys(g.method for g in rows_g if g.role == REFERENCE and g.method in REFERENCE_NOTES):
+        caption += f"; {method_label(method)} {REFERENCE_NOTES[method]}"
     if paper_metrics:
         caption += "; paper columns come from reports/published.yaml"
     return Table(
@@ -102,6 +112,8 @@ def cost_table(groups: list[Group]) -> Table:
     """
     models: dict[tuple[str, str, str, str], list] = {}
     for g in groups:
+        if g.role == REFERENCE:  # not a model: nothing to time
+            continue
         for run in g.runs:
             size = str(run.model.get("size") or run.role)
             models.setdefault((run.task, run.family, run.role, size), []).append(run)

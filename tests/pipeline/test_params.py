@@ -148,10 +148,11 @@ def test_rank_sizes_must_be_positive():
         P.validate_all(params)
 
 
-def test_teacher_is_not_a_method_name():
+@pytest.mark.parametrize("name", ["teacher", "question_prior"])
+def test_report_row_labels_are_not_method_names(name):
     params = _preset("mini")
-    params["distill"]["methods"]["teacher"] = {"task": 1.0}
-    with pytest.raises(ConfigError, match="cannot define 'teacher'"):
+    params["distill"]["methods"][name] = {"task": 1.0}
+    with pytest.raises(ConfigError, match=f"cannot define '{name}'"):
         P.validate_all(params)
 
 

@@ -44,6 +44,9 @@ def test_repro_writes_metrics_and_reports(smoke_repo):
     for setup in suite["setups"] + suite["text_setups"]:  # scored by their own stages
         record = json.loads((smoke_repo / "results" / "eval" / f"{setup}-teacher.json").read_text())
         assert record["role"] == "teacher" and record["seed"] is None and record["metrics"][record["headline"]] >= 0
+        # VQA teachers also carry the blind question prior (a reference row of the VQA table)
+        prior = record["references"].get("question_prior", {})
+        assert (setup.endswith("-vqa")) == (0 <= prior.get("accuracy", -1) <= 100), setup
     ranked = json.loads((smoke_repo / "results" / "eval" / "blip-vqa-amad-s0.json").read_text())
     assert ranked["inference"]["method"] == "rank" and ranked["inference"]["answers"] > 1  # BLIP's VQA recipe
     predictions = json.loads((smoke_repo / "results" / "predictions" / "blip-vqa-amad-s0.json").read_text())
@@ -61,6 +64,12 @@ def test_repro_writes_metrics_and_reports(smoke_repo):
     summary = json.loads((smoke_repo / "reports" / "summary.json").read_text())
     assert "vqa.vlt5.amad.acc" in summary and "caption.blip.logit.cider" in summary
     assert "translation.vlt5.amad.bleu16" in summary
+    assert summary["vqa.blip.question_prior.acc"] == pytest.approx(
+        json.loads((smoke_repo / "results" / "eval" / "blip-vqa-teacher.json").read_text())["references"][
+            "question_prior"
+        ]["accuracy"],
+        abs=1e-4,
+    )
 
 
 def test_exp_show_has_readable_columns(smoke_repo):

@@ -41,10 +41,13 @@ def test_malformed_json_names_the_file(tmp_path):
         (lambda d: d["metrics"].update(accuracy="high"), "metric 'accuracy' is 'high'"),
         (lambda d: d.update(role="assistant"), "role 'assistant'"),
         (lambda d: d.update(seed="0"), "field 'seed'"),
+        (lambda d: d.update(references=[52.0]), "field 'references' must be an object"),
+        (lambda d: d["references"]["question_prior"].update(accuracy="low"), "metric 'accuracy' is 'low'"),
+        (lambda d: d["references"]["question_prior"].pop("accuracy"), "reference 'question_prior' has no 'accuracy'"),
     ],
 )
 def test_invalid_eval_fields(tmp_path, change, expected):
-    path = write_eval(tmp_path, "vlt5", "vqa", "amad", 0)
+    path = write_eval(tmp_path, "vlt5", "vqa", "teacher", None)
     data = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data))

@@ -37,7 +37,8 @@ def test_summary_json_keys_and_values(report):
     assert summary["vqa.blip.teacher.acc"] == 70.0
     assert summary["caption.vlt5.logit.cider"] == 111.0
     assert summary["translation.vlt5.teacher.bleu16"] == 35.0
-    assert len(summary) == 1 + 4 * 5
+    assert summary["vqa.blip.question_prior.acc"] == 52.0
+    assert len(summary) == 1 + 4 * 5 + 2  # + the question prior of the two VQA pairs
     assert all(len(key) <= 40 for key in summary)
 
 

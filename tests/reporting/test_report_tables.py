@@ -42,8 +42,24 @@ def test_vqa_rows_in_paper_order_grouped_by_family(report):
     reports, _ = report
     rows = _md_rows((reports / "tables" / "vqa.md").read_text())
     order = [(r[0], r[1]) for r in rows]
-    methods = ["Teacher", "No KD (ground truth)", "Logit KD", "One-to-one", "AMAD (KL)"]
+    prior = "Question prior (no image)"
+    methods = ["Teacher", prior, "No KD (ground truth)", "Logit KD", "One-to-one", "AMAD (KL)"]
     assert order == [("VL-T5", m) for m in methods] + [("BLIP", m) for m in methods]
+    caption_rows = _md_rows((reports / "tables" / "caption.md").read_text())
+    assert prior not in {r[1] for r in caption_rows}  # only VQA teachers carry the prior
+
+
+def test_question_prior_row_is_a_reference_not_a_model(report):
+    reports, _ = report
+    text = (reports / "tables" / "vqa.md").read_text()
+    header = _md_header(text)
+    row = {(r[0], r[1]): dict(zip(header, r)) for r in _md_rows(text)}[("BLIP", "Question prior (no image)")]
+    assert (row["accuracy"], row["n"], row["Heads"]) == ("52.00", "1", "—")
+    assert row["Δ accuracy vs logit"] == "-3.50"  # 52.00 - 55.50
+    assert "never sees the image" in text
+    assert "never sees the image" not in (reports / "tables" / "caption.md").read_text()
+    frame = pd.read_csv(reports / "tables" / "vqa.csv")
+    assert list(frame["role"][:3]) == ["teacher", "reference", "student"]
 
 
 def test_vqa_cells_mean_std_and_delta_to_logit(report):
@@ -115,7 +131,7 @@ def test_latex_escape():
 def test_csv_round_trip(report):
     reports, _ = report
     frame = pd.read_csv(StringIO((reports / "tables" / "vqa.csv").read_text()))
-    assert list(frame["method"][:5]) == ["teacher", "none", "logit", "one_to_one", "amad"]
+    assert list(frame["method"][:6]) == ["teacher", "question_prior", "none", "logit", "one_to_one", "amad"]
     amad = frame[(frame["family"] == "vlt5") & (frame["method"] == "amad")].iloc[0]
     assert amad["accuracy"] == pytest.approx(58.5)
     assert amad["accuracy_std"] == pytest.approx(2**-0.5)
