@@ -66,13 +66,17 @@ def metric_by_method(groups: list[Group], task: str) -> Figure:
         for x, g in zip(xs, students):
             ax.annotate(f"n={g.n}", (x, 0), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7)
         lines = [g for g in task_groups if g.family == family and g.role in (TEACHER, REFERENCE)]
+        levels = [m + e for m, e in zip(means, errs) if not np.isnan(m)]
         for g in lines:
             if g.stat(headline).mean is None:
                 continue
             style = ("black", "--") if g.role == TEACHER else ("grey", ":")
             ax.axhline(g.stat(headline).mean, color=style[0], linestyle=style[1], label=method_label(g.method))
+            levels.append(g.stat(headline).mean)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="best", fontsize=8)
+            if levels and max(levels) > 0:  # headroom above the highest bar or line, for the legend
+                ax.set_ylim(0, 1.3 * max(levels))
+            ax.legend(loc="upper right", fontsize=8, ncols=2)
         ax.set_xticks(xs, [method_label(g.method) for g in students], rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(headline)
         ax.set_title(f"{family_label(family)} · {task}")
