@@ -70,14 +70,18 @@ def predict(
     return out
 
 
+def _by_frequency(counts: Counter) -> list[str]:
+    """The answers of ``counts``, most frequent first, ties by text."""
+    return sorted(counts, key=lambda answer: (-counts[answer], answer))
+
+
 def answer_list(examples: Sequence[Example], size: int) -> list[str]:
     """The ``size`` most frequent training targets (ties by text): the candidate answers of rank inference.
 
     BLIP ranks a fixed list of the 3,128 most frequent VQA answers; this builds the same kind of list from the
     training split the teacher and students learned from.
     """
-    counts = Counter(ex.target for ex in examples)
-    ranked = sorted(counts, key=lambda answer: (-counts[answer], answer))
+    ranked = _by_frequency(Counter(ex.target for ex in examples))
     if not ranked:
         raise DataError("no training answers to rank: check the VQA training split of the data stage")
     return ranked[:size]
@@ -99,17 +103,9 @@ def question_prior(train: Sequence[Example], test: Sequence[Example]) -> dict[st
     by_question: dict[str, Counter] = {}
     for ex in train:
         by_question.setdefault(_question_key(ex.source), Counter())[ex.target] += 1
-    overall = Counter(ex.target for ex in train)
-
-    def top(counts: Counter) -> str:
-        return min(counts, key=lambda answer: (-counts[answer], answer))
-
-    fallback = top(overall)
-    out = {}
-    for ex in test:
-        counts = by_question.get(_question_key(ex.source))
-        out[ex.uid] = top(counts) if counts else fallback
-    return out
+    top = {question: _by_frequency(counts)[0] for question, counts in by_question.items()}
+    fallback = _by_frequency(Counter(ex.target for ex in train))[0]
+    return {ex.uid: top.get(_question_key(ex.source), fallback) for ex in test}
 
 
 def score(

@@ -12,8 +12,9 @@ from amad.pipeline.layout import VISUAL_TASKS
 from amad.training.terms import Term, parse_method
 
 TEACHER = "teacher"  # the evaluate stage's --method for a teacher folder; no distill method may take the name
-# Names that label report rows other than students (the teacher, the VQA question prior): not method names.
-RESERVED_METHODS = (TEACHER, "question_prior")
+QUESTION_PRIOR = "question_prior"  # the VQA teacher record's blind reference (amad.evaluation.question_prior)
+# Names that label report rows other than students: not method names.
+RESERVED_METHODS = (TEACHER, QUESTION_PRIOR)
 
 
 @dataclasses.dataclass(frozen=True)

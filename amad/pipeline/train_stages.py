@@ -234,10 +234,10 @@ def evaluate_model(
     # The teacher's record also carries the blind question-only baseline, a reference row of the VQA table.
     references: dict[str, dict] = {}
     if prior:
-        references["question_prior"] = {}
+        references[P.QUESTION_PRIOR] = {}
         for examples in test_sets.values():
             prior_preds = evaluation.question_prior(train, examples)
-            references["question_prior"].update(evaluation.score(task, examples, prior_preds))
+            references[P.QUESTION_PRIOR].update(evaluation.score(task, examples, prior_preds))
     first = next(iter(test_sets.values()))
     latency_batch = model.collate(first[: ecfg.latency_batch], visual, train=False)
     cost = {"params": count_parameters(model.model)} | measure_latency(model, latency_batch, repeats=3, warmup=1)

@@ -68,11 +68,12 @@ def metric_by_method(groups: list[Group], task: str) -> Figure:
         lines = [g for g in task_groups if g.family == family and g.role in (TEACHER, REFERENCE)]
         levels = [m + e for m, e in zip(means, errs) if not np.isnan(m)]
         for g in lines:
-            if g.stat(headline).mean is None:
+            level = g.stat(headline).mean
+            if level is None:
                 continue
-            style = ("black", "--") if g.role == TEACHER else ("grey", ":")
-            ax.axhline(g.stat(headline).mean, color=style[0], linestyle=style[1], label=method_label(g.method))
-            levels.append(g.stat(headline).mean)
+            color, style = ("black", "--") if g.role == TEACHER else ("grey", ":")
+            ax.axhline(level, color=color, linestyle=style, label=method_label(g.method))
+            levels.append(level)
         if ax.get_legend_handles_labels()[0]:
             if levels and max(levels) > 0:  # headroom above the highest bar or line, for the legend
                 ax.set_ylim(0, 1.3 * max(levels))
