@@ -27,6 +27,9 @@ __all__ = ["find_image", "load_rgb", "open_h5", "partial_path", "stream_to_h5", 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 LOG_EVERY_S = 30.0
+# Per-process budget for keeping decoded groups in memory (env AMAD_H5_CACHE_MB; 0 turns the cache off). The mini
+# stores (tens of MB) fit whole, so a training run reads each image from disk once instead of once per epoch.
+DEFAULT_CACHE_MB = 1024.0
 
 
 def find_image(image_dir: Path, key: str) -> Path:
@@ -72,11 +75,28 @@ class H5Store:
     what = "h5 file"
     stage = "extract_features"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, cache_mb: float | None = None) -> None:
         self.path = Path(path)
         self._h5: h5py.File | None = None
         self._pid = os.getpid()
+        self._cache_bytes = int(_cache_mb(cache_mb) * 2**20)
+        self._cache: dict[str, tuple[np.ndarray, ...]] = {}
+        self._cache_left = self._cache_bytes
         self._file()  # fail early on a missing or corrupt file
+
+    def _cached(self, key: str, read: Callable[[str], tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+        """``read(key)``, kept in memory while the byte budget lasts (first come, first kept; never evicted).
+
+        Callers get copies, so changing a returned array never changes what the next ``get`` returns.
+        """
+        arrays = self._cache.get(key)
+        if arrays is None:
+            arrays = read(key)
+            nbytes = sum(a.nbytes for a in arrays)
+            if nbytes <= self._cache_left:
+                self._cache[key] = arrays
+                self._cache_left -= nbytes
+        return tuple(a.copy() for a in arrays)
 
     def _file(self) -> h5py.File:
         if self._pid != os.getpid():  # a forked DataLoader worker: never share the parent's HDF5 handle
@@ -91,8 +111,10 @@ class H5Store:
             raise DataError(f"image {key!r} is not in {self.what} {self.path}: re-run the {self.stage} stage for it")
         return h5[key]
 
-    def __getstate__(self) -> dict:
-        return {"path": self.path, "_h5": None, "_pid": os.getpid()}
+    def __getstate__(self) -> dict:  # DataLoader workers start with a closed file and an empty cache
+        state = {**self.__dict__, "_h5": None, "_pid": os.getpid(), "_cache": {}}
+        state["_cache_left"] = self._cache_bytes
+        return state
 
     def keys(self) -> list[str]:
         return list(self._file().keys())
@@ -113,6 +135,20 @@ class H5Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _cache_mb(value: float | None) -> float:
+    if value is None:
+        raw = os.environ.get("AMAD_H5_CACHE_MB", "")
+        try:
+            value = float(raw) if raw.strip() else DEFAULT_CACHE_MB
+        except ValueError:
+            raise DataError(
+                f"AMAD_H5_CACHE_MB={raw!r} is not a number: set it to a size in MiB (0 turns the cache off)"
+            ) from None
+    if not value >= 0:
+        raise DataError(f"the h5 cache size must be >= 0 MiB, got {value!r}: pass 0 to turn the cache off")
+    return float(value)
 
 
 def partial_path(out_path: str | Path) -> Path:

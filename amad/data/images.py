@@ -30,9 +30,12 @@ class ImageStore(H5Store):
 
     def get(self, key: str) -> np.ndarray:
         """Normalised pixels of one image: float32 (3, S, S)."""
+        return self._cached(key, self._read)[0]
+
+    def _read(self, key: str) -> tuple[np.ndarray]:
         group = self._group(key)
         try:
-            return np.asarray(group["pixels"][()], dtype=np.float32)  # (3, S, S)
+            return (np.asarray(group["pixels"][()], dtype=np.float32),)  # (3, S, S)
         except (KeyError, OSError) as exc:
             raise DataError(
                 f"image {key!r} in {self.path} has no readable 'pixels' ({exc}): delete the file and re-run the "
