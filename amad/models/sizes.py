@@ -11,9 +11,9 @@ Choices worth knowing:
   (6 layers x 6 heads of 128) in both towers, so the teacher's layers can initialise it.
 - ``blip-tiny-*`` cut the 64-pixel mini images into 16-pixel patches (a 4 x 4 grid, 17 vision tokens). With
   8-pixel patches (65 tokens) the vision tower took half of every BLIP step: a teacher step cost 235 ms instead of
-  126 ms on 2 cores, for a caption teacher that scored lower (CIDEr 240 against 260). The VQA teacher needs
-  2,000 steps at patch 16 (80.4 accuracy; 1,500 steps gave 73.1) where patch 8 reached 84.9 in 1,500: 290 s of
-  training instead of about 400.
+  126 ms on 2 cores, for a caption teacher that scored lower (CIDEr 240 against 260). The VQA teacher scores
+  73.1 after 1,500 steps at patch 16 (80.4 after 2,000) where patch 8 reached 84.9: 210 s of training instead of
+  about 400.
 - ``vlt5-*`` mini sizes assume the mini feature store: ``feat_dim`` 64, ``n_boxes`` 16 (override per run).
 - Optional VL-T5 keys: ``pretrained`` (HF T5 folder or hub id), ``vocab_rows`` (embedding rows, e.g. 32200).
 - Optional BLIP keys: ``label_smoothing`` (BLIP's original is 0.1; 0.0 at mini scale) and ``prompt`` (the

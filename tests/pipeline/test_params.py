@@ -84,10 +84,11 @@ def test_blip_translation_makes_no_sense():
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("setups", ["vlt5-translation"], r"suite.setups cannot hold 'vlt5-translation'.*move it there"),
-        ("text_setups", ["vlt5-vqa"], r"suite.text_setups cannot hold 'vlt5-vqa'.*move it there"),
+        ("setups", ["blip-translation"], r"BLIP has no Multi30K translation task"),
+        ("budget_setups", ["vlt5-captions"], r"unknown task 'captions'.*did you mean 'caption'"),
+        ("budget_setups", ["vlt5-caption"], r"in both suite.setups and suite.budget_setups"),
         ("seeds", [0, 0], r"suite.seeds lists a value twice"),
-        ("text_seeds", [], r"suite.text_seeds is empty but suite.text_setups is not"),
+        ("budget_seeds", [], r"suite.budget_seeds is empty but suite.budget_setups is not"),
     ],
 )
 def test_suite_groups_are_checked(key, value, message):
@@ -97,25 +98,27 @@ def test_suite_groups_are_checked(key, value, message):
         P.validate_all(params)
 
 
-def test_text_setups_have_their_own_seeds():
+def test_budget_setups_have_their_own_seeds():
     cfg = P.suite(_preset("mini"))
-    assert "vlt5-translation" in cfg.all_setups and "vlt5-translation" not in cfg.setups
-    assert cfg.all_setups == cfg.setups + cfg.text_setups and "vlt5-translation" in cfg.text_setups
-    assert len(cfg.text_seeds) < len(cfg.seeds)  # the slowest task runs fewer seeds on a CPU
+    assert cfg.all_setups == cfg.setups + cfg.budget_setups
+    assert {"vlt5-translation", "vlt5-vqa", "blip-vqa"} <= set(cfg.budget_setups)
+    assert len(cfg.budget_seeds) < len(cfg.seeds)  # the slowest setups run fewer seeds on a CPU
+    assert P.suite(_preset("paper")).budget_seeds == P.suite(_preset("paper")).seeds
 
 
 def test_dvc_yaml_stage_groups_follow_the_suite(tmp_path):
-    """The text stages come from suite.text_setups x text_seeds, share the command of their vision twins,
-    and do not depend on the visual features."""
+    """The budget stages come from suite.budget_setups x budget_seeds and share command, deps, params and outputs
+    with their twins."""
     text = (ROOT / "dvc.yaml").read_text()
     stages = yaml.safe_load(text)["stages"]
     for name in ("teacher", "evaluate_teacher", "distill", "evaluate"):
-        vision, texts = stages[name], stages[f"{name}_text"]
-        vision_body, text_body = vision.get("do", vision), texts.get("do", texts)
-        assert text_body["cmd"] == vision_body["cmd"] and text_body["outs"] == vision_body["outs"]
-        assert not any(str(d).startswith(("data/features", "data/images")) for d in text_body["deps"])
-    assert stages["teacher_text"]["foreach"] == "${suite.text_setups}"
-    assert stages["distill_text"]["matrix"]["seed"] == "${suite.text_seeds}"
+        main, budget = stages[name], stages[f"{name}_budget"]
+        main_body, budget_body = main.get("do", main), budget.get("do", budget)
+        for key in ("cmd", "deps", "params", "outs"):
+            assert budget_body[key] == main_body[key], (name, key)
+    assert stages["teacher_budget"]["foreach"] == "${suite.budget_setups}"
+    assert stages["distill_budget"]["matrix"]["seed"] == "${suite.budget_seeds}"
+    assert stages["distill"]["matrix"]["seed"] == "${suite.seeds}"
 
 
 def test_evaluation_params_never_retrain_a_teacher():

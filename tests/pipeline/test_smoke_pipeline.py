@@ -27,7 +27,7 @@ def test_repro_writes_metrics_and_reports(smoke_repo):
     suite = params["suite"]
     runs = [
         f"{s}-{m}-s{seed}"
-        for setups, seeds in ((suite["setups"], suite["seeds"]), (suite["text_setups"], suite["text_seeds"]))
+        for setups, seeds in ((suite["setups"], suite["seeds"]), (suite["budget_setups"], suite["budget_seeds"]))
         for s in setups
         for m in suite["methods"]
         for seed in seeds
@@ -41,7 +41,7 @@ def test_repro_writes_metrics_and_reports(smoke_repo):
         info = json.loads((smoke_repo / "results" / "distill" / name / "run_info.json").read_text())
         assert info["seed"] == record["seed"] and info["versions"]["torch"] and info["git"]["sha"]
         assert info["allocator"] == "glibc-keep-freed"  # the stage scripts keep freed memory (amad/allocator.py)
-    for setup in suite["setups"] + suite["text_setups"]:  # scored by their own stages
+    for setup in suite["setups"] + suite["budget_setups"]:  # scored by their own stages
         record = json.loads((smoke_repo / "results" / "eval" / f"{setup}-teacher.json").read_text())
         assert record["role"] == "teacher" and record["seed"] is None and record["metrics"][record["headline"]] >= 0
         # VQA teachers also carry the blind question prior (a reference row of the VQA table)
@@ -128,10 +128,10 @@ def test_exp_run_set_param_reruns_only_what_changed(smoke_repo):
         "distill@blip-caption-amad-0",
         "distill@blip-vqa-amad-0",
         "distill@vlt5-vqa-amad-0",
-        "distill_text@vlt5-translation-amad-0",
+        "distill_budget@vlt5-translation-amad-0",
         "evaluate@blip-caption-amad-0",
         "evaluate@blip-vqa-amad-0",
         "evaluate@vlt5-vqa-amad-0",
-        "evaluate_text@vlt5-translation-amad-0",
+        "evaluate_budget@vlt5-translation-amad-0",
         "report",
     ]
