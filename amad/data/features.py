@@ -63,7 +63,7 @@ class FeatureStore(H5Store):
         Returns:
             features: float32 (N, D); boxes: float32 (N, 4) as x1/img_w, y1/img_h, x2/img_w, y2/img_h in [0, 1].
         """
-        features, boxes = self._cached(key, self._read)
+        features, boxes = self._cached(key)
         return features, boxes
 
     def _read(self, key: str) -> tuple[np.ndarray, np.ndarray]:

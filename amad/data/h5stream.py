@@ -69,7 +69,8 @@ def open_h5(path: Path, *, what: str, stage: str) -> h5py.File:
 class H5Store:
     """Read-only, lazily opened h5 file of one group per image key; safe to hand to DataLoader workers.
 
-    Subclasses set ``what`` (for messages) and read their datasets in ``get``.
+    Subclasses set ``what`` (for messages), decode one group in ``_read`` and return it from ``get`` through the
+    in-memory cache (``_cached``).
     """
 
     what = "h5 file"
@@ -84,14 +85,18 @@ class H5Store:
         self._cache_left = self._cache_bytes
         self._file()  # fail early on a missing or corrupt file
 
-    def _cached(self, key: str, read: Callable[[str], tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
-        """``read(key)``, kept in memory while the byte budget lasts (first come, first kept; never evicted).
+    def _read(self, key: str) -> tuple[np.ndarray, ...]:
+        """The arrays of one group, decoded from the file (subclasses define what they are)."""
+        raise NotImplementedError
+
+    def _cached(self, key: str) -> tuple[np.ndarray, ...]:
+        """``self._read(key)``, kept in memory while the byte budget lasts (first come, first kept; never evicted).
 
         Callers get copies, so changing a returned array never changes what the next ``get`` returns.
         """
         arrays = self._cache.get(key)
         if arrays is None:
-            arrays = read(key)
+            arrays = self._read(key)
             nbytes = sum(a.nbytes for a in arrays)
             if nbytes <= self._cache_left:
                 self._cache[key] = arrays

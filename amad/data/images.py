@@ -30,7 +30,7 @@ class ImageStore(H5Store):
 
     def get(self, key: str) -> np.ndarray:
         """Normalised pixels of one image: float32 (3, S, S)."""
-        return self._cached(key, self._read)[0]
+        return self._cached(key)[0]
 
     def _read(self, key: str) -> tuple[np.ndarray]:
         group = self._group(key)
