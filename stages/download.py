@@ -9,7 +9,7 @@ from amad.pipeline.data_stages import run_download
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", required=True, help="data root (outputs go to <data>/raw and <data>/tokenizer)")
+    parser.add_argument("--data", required=True, help="data root: writes raw/, manifest.lock.json and tokenizer/")
     args = parser.parse_args()
     run_download(load_params(), args.data)
 

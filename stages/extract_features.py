@@ -1,4 +1,5 @@
-"""DVC stage: VL-T5 visual features (h5) and the BLIP image cache for one task."""
+"""DVC stage: the VL-T5 visual features of one task (--task vqa|caption|translation) or the BLIP image caches
+(--task images)."""
 
 import argparse
 
@@ -9,7 +10,7 @@ from amad.pipeline.data_stages import run_extract
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--task", required=True)
+    parser.add_argument("--task", required=True, help="vqa, caption, translation (features) or images (BLIP cache)")
     parser.add_argument("--data", required=True)
     args = parser.parse_args()
     run_extract(load_params(), args.task, args.data)

@@ -13,9 +13,6 @@ values in [0, 1]) and a joint colour histogram (``bins**3`` fractions): D = 3 * 
 
 from __future__ import annotations
 
-import base64
-import csv
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -23,6 +20,7 @@ import h5py
 import numpy as np
 
 from amad.data.h5stream import H5Store, find_image, load_rgb, stream_to_h5, write_h5_atomic
+from amad.data.link_features import INDEX_KIND, FeatureIndex
 from amad.errors import DataError
 
 __all__ = [
@@ -35,27 +33,21 @@ __all__ = [
 ]
 
 FEATURE_DATASETS = ("features", "boxes", "img_w", "img_h")
-LXMERT_FIELDS = [
-    "img_id",
-    "img_h",
-    "img_w",
-    "objects_id",
-    "objects_conf",
-    "attrs_id",
-    "attrs_conf",
-    "num_boxes",
-    "boxes",
-    "features",
-]
 
 
 class FeatureStore(H5Store):
-    """Read-only access to a VL-T5-layout feature h5 file (official obj36/boxes36 files or our grid features).
+    """Read-only access to a VL-T5-layout feature h5 file (official obj36/boxes36 files or our grid features), or
+    to an index over official files written by :func:`amad.data.link_features.link_features`.
 
-    The file is opened lazily, so a store can be handed to DataLoader worker processes.
+    Files are opened lazily and once per process, so a store can be handed to DataLoader worker processes.
     """
 
     what = "feature file"
+
+    def __init__(self, path: str | Path, *, cache_mb: float | None = None) -> None:
+        super().__init__(path, cache_mb=cache_mb)
+        h5 = self._file()
+        self._index = FeatureIndex(self.path, h5) if h5.attrs.get("kind") == INDEX_KIND else None
 
     def get(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """Features and normalised boxes of one image.
@@ -65,6 +57,9 @@ class FeatureStore(H5Store):
         """
         features, boxes = self._cached(key)
         return features, boxes
+
+    def _group(self, key: str) -> h5py.Group:
+        return self._index.group(key) if self._index is not None else super()._group(key)
 
     def _read(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         group = self._group(key)
@@ -84,9 +79,27 @@ class FeatureStore(H5Store):
         return features, boxes
 
     def _first(self) -> h5py.Group:
+        if self._index is not None:
+            return self._index.first()
         for key in self._file():
             return self._file()[key]
         raise DataError(f"feature file {self.path} holds no images: delete it and re-run the extract_features stage")
+
+    def keys(self) -> list[str]:
+        return self._index.keys() if self._index is not None else super().keys()
+
+    def __contains__(self, key: object) -> bool:
+        if self._index is not None:
+            return key in self._index.where
+        return super().__contains__(key)
+
+    def __len__(self) -> int:
+        return len(self._index.where) if self._index is not None else super().__len__()
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+        super().close()
 
     @property
     def feature_dim(self) -> int:
@@ -209,48 +222,10 @@ def extract_grid_features(
     return {**summary, "num_boxes": grid * grid, "feature_dim": config["feature_dim"]}
 
 
-def _b64_array(text: str, dtype, shape: tuple[int, ...]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=dtype).reshape(shape)
+def convert_lxmert_tsv(
+    tsv_path: str | Path, out_path: str | Path, *, keys: Iterable[str] | None = None, progress: bool = False
+) -> int:
+    """LXMERT obj36 tsv (or zip) -> VL-T5 h5; see :func:`amad.data.lxmert.convert_lxmert_tsv`."""
+    from amad.data.lxmert import convert_lxmert_tsv as convert
 
-
-def convert_lxmert_tsv(tsv_path: str | Path, out_path: str | Path, *, keys: Iterable[str] | None = None) -> int:
-    """Convert LXMERT's ``*_obj36.tsv`` (base64 fields, as in VL-T5's ``tsv_to_h5.py``) into the VL-T5 h5 layout.
-
-    Args:
-        tsv_path: the tsv unpacked from e.g. ``val2014_obj36.zip``.
-        out_path: the h5 file to write (atomically).
-        keys: keep only these image keys (default: all rows).
-
-    Returns:
-        The number of images written.
-    """
-    tsv_path = Path(tsv_path)
-    if not tsv_path.is_file():
-        raise DataError(f"LXMERT feature tsv {tsv_path} not found: run the download stage or place it there")
-    wanted = set(keys) if keys is not None else None
-    csv.field_size_limit(sys.maxsize)
-
-    def groups():
-        with open(tsv_path, newline="") as handle:
-            for line_no, row in enumerate(csv.DictReader(handle, LXMERT_FIELDS, delimiter="\t"), start=1):
-                key = row["img_id"]
-                if wanted is not None and key not in wanted:
-                    continue
-                try:
-                    n = int(row["num_boxes"])
-                    extra = {
-                        "obj_id": _b64_array(row["objects_id"], np.int64, (n,)),
-                        "obj_conf": _b64_array(row["objects_conf"], np.float32, (n,)).copy(),
-                        "attr_id": _b64_array(row["attrs_id"], np.int64, (n,)),
-                        "attr_conf": _b64_array(row["attrs_conf"], np.float32, (n,)).copy(),
-                    }
-                    boxes = _b64_array(row["boxes"], np.float32, (n, 4))
-                    features = _b64_array(row["features"], np.float32, (n, -1))
-                    img_w, img_h = int(row["img_w"]), int(row["img_h"])
-                except (TypeError, ValueError) as exc:
-                    raise DataError(
-                        f"{tsv_path} line {line_no} is not an LXMERT obj36 row ({exc}): re-download the file"
-                    ) from None
-                yield key, _feature_group(features, boxes, img_w, img_h, **extra)
-
-    return write_h5_atomic(out_path, groups(), attrs={"kind": "lxmert-obj36", "source": tsv_path.name})
+    return convert(tsv_path, out_path, keys=keys, progress=progress)

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from amad.data.json_cache import load_json_cached
 from amad.errors import ConfigError, DataError, UnknownNameError
 from amad.types import Example
 
@@ -41,11 +42,11 @@ def require_file(path: Path, what: str) -> Path:
 
 
 def read_json(path: Path, what: str) -> object:
-    """Parse a JSON file; a missing or corrupt file raises DataError."""
+    """Parse a JSON file (once per process; callers must not change the result); a missing or corrupt file raises
+    DataError."""
     require_file(path, what)
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+        return load_json_cached(path)  # parsed once per process: paper-scale annotations are hundreds of MB
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{what} {path} is not valid JSON ({exc}): re-create or re-download it") from None
 

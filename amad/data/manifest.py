@@ -1,8 +1,9 @@
 """The data manifest (which files the paper scale needs) and the trust-on-first-use lock file.
 
 The manifest is a YAML file (default: ``amad/data/manifests/paper.yaml``); its header comment documents the format.
-The lock file ``<data_root>/manifest.lock.json`` records the sha256 of every verified file, so files without a
-checksum in the manifest are trusted on first use and verified afterwards, and unchanged files are not re-hashed.
+The lock file (``<data_root>/manifest.lock.json``, or a path the caller chooses) records the sha256 of every
+verified file, so files without a checksum in the manifest are trusted on first use and verified afterwards, and
+unchanged files are not re-hashed.
 """
 
 from __future__ import annotations
@@ -25,16 +26,37 @@ log = logging.getLogger(__name__)
 DEFAULT_MANIFEST = Path(__file__).resolve().parent / "manifests" / "paper.yaml"
 LOCK_NAME = "manifest.lock.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_ENTRY_KEYS = {"path", "url", "source", "size", "sha256", "unpack", "produces"}
-_UNPACK = {"zip", "gz"}
+_ENTRY_KEYS = {
+    "path",
+    "url",
+    "source",
+    "size",
+    "sha256",
+    "unpack",
+    "produces",
+    "drive",
+    "fallback",
+    "into",
+    "members",
+    "count",
+    "tls_verify",
+    "remove_archive",
+}
+# zip / gz: extract the files in ``produces``; zip_flat: extract every member matching ``members`` flat into the
+# folder ``into`` (``count`` of them); lxmert_tsv: convert LXMERT's obj36 tsv (or a zip holding it) to produces[0].
+_UNPACK = {"zip", "gz", "zip_flat", "lxmert_tsv"}
 
 
 @dataclass(frozen=True)
 class ManifestEntry:
     """One file: its relative path (under the data root and under a mirror), where to get it, how to check it.
 
-    url is None when the file has no direct download (``source`` then says where it lives); size (bytes) and
-    sha256 are None when unknown; unpack ("zip" | "gz") extracts ``produces`` (relative paths) next to the file.
+    url is None when the file has no direct download (``source`` then says where it lives; ``drive_folder`` and
+    ``drive_path`` locate it in a public Google Drive folder); size (bytes) and sha256 are None when unknown;
+    unpack ("zip" | "gz" | "lxmert_tsv") makes ``produces`` (relative paths) from the file, "zip_flat" extracts the
+    ``count`` members matching ``members`` flat into the folder ``into``; ``fallback`` names another entry whose
+    unpacking also produces this file (tried when this one cannot be fetched); ``remove_archive`` deletes the
+    file once unpacked; ``tls_verify`` false accepts a host's invalid certificate (as its own instructions do).
     """
 
     path: str
@@ -45,10 +67,27 @@ class ManifestEntry:
     source: str | None = None
     unpack: str | None = None
     produces: tuple[str, ...] = ()
+    drive_folder: str | None = None
+    drive_path: str | None = None
+    fallback: str | None = None
+    into: str | None = None
+    members: str | None = None
+    count: int | None = None
+    tls_verify: bool = True
+    remove_archive: bool = False
 
     def where(self) -> str:
-        """Human-readable origin: the URL, else the source note."""
-        return self.url or self.source or "no known source"
+        """Human-readable origin: the URL, else the Drive folder path, else the source note."""
+        if self.url:
+            return self.url
+        if self.drive_folder:
+            return f"file {self.drive_path} in Google Drive folder https://drive.google.com/drive/folders/{self.drive_folder}"
+        return self.source or "no known source"
+
+    @property
+    def marker(self) -> str | None:
+        """For zip_flat entries: the file written into ``into`` once every member is extracted."""
+        return f"{self.into}/.{PurePosixPath(self.path).name}.unpacked" if self.unpack == "zip_flat" else None
 
 
 @dataclass
@@ -76,6 +115,10 @@ class Manifest:
 
     def entries(self) -> list[ManifestEntry]:
         return [entry for entries in self.groups.values() for entry in entries]
+
+    def fallbacks(self, entries: list[ManifestEntry]) -> dict[str, ManifestEntry]:
+        """entry path -> the entry it falls back to, for those of ``entries`` that name one."""
+        return {e.path: self.entry(e.fallback) for e in entries if e.fallback}
 
     def entry(self, path: str) -> ManifestEntry:
         """The entry with this relative path."""
@@ -110,12 +153,40 @@ def _parse_entry(raw: object, group: str, where: str) -> ManifestEntry:
     if unpack is not None and unpack not in _UNPACK:
         raise ConfigError(f"{where}: unpack must be one of {sorted(_UNPACK)} or absent, got {unpack!r}")
     produces = tuple(_check_rel(p, where) for p in raw.get("produces") or ())
-    if unpack and not produces:
+    into = _check_rel(raw["into"], where) if raw.get("into") is not None else None
+    count, members = raw.get("count"), raw.get("members")
+    if unpack == "zip_flat":
+        if into is None or not isinstance(members, str) or not isinstance(count, int) or count < 1:
+            raise ConfigError(f"{where}: unpack zip_flat needs 'into' (a folder), 'members' (a glob) and 'count'")
+    elif unpack and not produces:
         raise ConfigError(f"{where}: an entry with 'unpack' must list the files it 'produces'")
+    drive = raw.get("drive")
+    if drive is not None and (not isinstance(drive, dict) or set(drive) != {"folder", "path"}):
+        raise ConfigError(f"{where}: 'drive' must be {{folder: <Drive folder id>, path: <path inside it>}}")
     url = raw.get("url")
-    if url is None and not raw.get("source"):
-        raise ConfigError(f"{where}: give a 'url' or, for files without a direct download, a 'source' note")
-    return ManifestEntry(path, url, size, sha, group, raw.get("source"), unpack, produces)
+    if url is None and not raw.get("source") and drive is None:
+        raise ConfigError(f"{where}: give a 'url', a 'drive' folder path or, for files without a download, a 'source'")
+    for key in ("tls_verify", "remove_archive"):
+        if not isinstance(raw.get(key, False), bool):
+            raise ConfigError(f"{where}: {key} must be true or false")
+    return ManifestEntry(
+        path,
+        url,
+        size,
+        sha,
+        group,
+        raw.get("source"),
+        unpack,
+        produces,
+        drive_folder=str(drive["folder"]) if drive else None,
+        drive_path=str(drive["path"]) if drive else None,
+        fallback=_check_rel(raw["fallback"], where) if raw.get("fallback") else None,
+        into=into,
+        members=members,
+        count=count,
+        tls_verify=raw.get("tls_verify", True),
+        remove_archive=raw.get("remove_archive", False),
+    )
 
 
 def load_manifest(path: str | Path | None = None) -> Manifest:
@@ -141,6 +212,9 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
             if entry.path in seen:
                 raise ConfigError(f"manifest {path}: {entry.path!r} is listed twice; keep one entry")
             seen.add(entry.path)
+    for entry in (e for entries in groups.values() for e in entries):
+        if entry.fallback is not None and entry.fallback not in seen:
+            raise ConfigError(f"manifest {path}: {entry.path!r} falls back to {entry.fallback!r}, which is not listed")
     tasks = raw.get("tasks") or {}
     for task, names in tasks.items():
         missing = [n for n in names if n not in groups]
@@ -168,10 +242,12 @@ def write_json_atomic(path: Path, data: object) -> None:
 
 
 class ManifestLock:
-    """``<data_root>/manifest.lock.json``: relative path -> {sha256, size, mtime_ns, trusted_on_first_use}."""
+    """The lock file (default ``<data_root>/manifest.lock.json``): relative path -> {sha256, size, mtime_ns,
+    trusted_on_first_use}. The pipeline keeps it beside data/raw (``path``), so recording a hash never changes the
+    raw-data folder that later stages depend on."""
 
-    def __init__(self, data_root: str | Path) -> None:
-        self.path = Path(data_root) / LOCK_NAME
+    def __init__(self, data_root: str | Path, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else Path(data_root) / LOCK_NAME
         self.files: dict[str, dict] = {}
         if self.path.exists():
             try:

@@ -24,11 +24,26 @@ from pathlib import Path
 
 from amad.errors import ConfigError, DataError
 
-__all__ = ["MINILM_WORDPIECE", "SPECIAL_TOKENS", "check_vocab", "example_texts", "load_tokenizer", "train_tokenizer"]
+__all__ = [
+    "BLIP_BOS",
+    "BLIP_ENC",
+    "MINILM_WORDPIECE",
+    "SPECIAL_TOKENS",
+    "build_blip_tokenizer",
+    "check_vocab",
+    "example_texts",
+    "load_tokenizer",
+    "save_tokenizer",
+    "train_tokenizer",
+]
 
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>", "<s>", "<enc>")  # ids 0..4 in this order
 ROLES = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>", "bos_token": "<s>"}
 MINILM_WORDPIECE = "minilm-wordpiece"
+# BLIP's additions to bert-base-uncased (BLIP ``init_tokenizer``): [DEC] is the decoder bos (id 30522), [ENC] the
+# question-encoder start token (id 30523); 30,524 rows, as ``text_config.vocab_size`` of the Salesforce/blip-* models.
+BLIP_BOS = "[DEC]"
+BLIP_ENC = "[ENC]"
 # Always in the vocabulary, so ordinary English/German text round-trips even with characters the corpus lacks.
 BASE_ALPHABET = "".join(chr(c) for c in range(33, 127)) + "äöüÄÖÜßéè▁"
 
@@ -162,6 +177,80 @@ def load_tokenizer(name: str | Path):
             f"cannot load tokenizer {str(name)!r} from the hub{offline} ({reason}): download it to a local "
             "folder and pass that folder's path"
         ) from None
+
+
+def build_blip_tokenizer(source: str | Path):
+    """BLIP's tokenizer: bert-base-uncased WordPiece plus ``[DEC]`` (bos) and ``[ENC]``, as BLIP's ``init_tokenizer``.
+
+    The HF BLIP port expects bos = [DEC], sep = eos = [SEP], pad = [PAD]; [ENC] starts VQA questions. From
+    bert-base-uncased's 30,522 tokens this gives [DEC] = 30522, [ENC] = 30523 and 30,524 rows.
+
+    Args:
+        source: a folder holding ``vocab.txt`` (a saved bert-base-uncased), a ``vocab.txt`` file, or a hub id
+            (``bert-base-uncased``; fails fast with a one-line ConfigError when offline).
+
+    Returns:
+        A fast BERT tokenizer (save it with ``save_pretrained``; reload it with :func:`load_tokenizer`).
+    """
+    from transformers import BertTokenizerFast
+
+    path = Path(source)
+    if path.is_file():
+        if path.name != "vocab.txt":
+            raise ConfigError(
+                f"BLIP tokenizer source {path} is a file but not a vocab.txt: pass vocab.txt or its folder"
+            )
+        path = path.parent
+    if path.is_dir():
+        if not (path / "vocab.txt").is_file() and not (path / "tokenizer.json").is_file():
+            raise ConfigError(f"BLIP tokenizer folder {path} has no vocab.txt: pass a saved bert-base-uncased folder")
+        tok = BertTokenizerFast.from_pretrained(str(path))  # v5 ignores vocab_file=: load the folder instead
+    else:
+        try:
+            tok = BertTokenizerFast.from_pretrained(str(source))
+        except (OSError, ValueError) as exc:
+            offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(
+                f"cannot load the BLIP base tokenizer {str(source)!r}{offline} ({reason}): pass a local folder "
+                "holding bert-base-uncased's vocab.txt"
+            ) from None
+    vocab = tok.get_vocab()
+    words = [t for t in vocab if t not in tok.all_special_tokens and not t.startswith("[unused")]
+    if len(words) < 100:  # transformers v5 quietly builds a specials-only vocabulary when the files are missing
+        raise ConfigError(
+            f"BLIP tokenizer source {str(source)!r} gave a vocabulary of {len(words)} words (offline, or not a "
+            "WordPiece vocabulary?): pass a local folder holding bert-base-uncased's vocab.txt"
+        )
+    if BLIP_BOS not in vocab:
+        tok.add_special_tokens({"bos_token": BLIP_BOS})
+    if BLIP_ENC not in vocab:
+        tok.add_special_tokens({"additional_special_tokens": [BLIP_ENC]})
+    tok.bos_token, tok.eos_token = BLIP_BOS, tok.sep_token
+    missing = [name for name in ("pad_token", "sep_token", "cls_token") if getattr(tok, name) is None]
+    if missing:
+        raise ConfigError(f"BLIP tokenizer source {source} lacks {missing}: use bert-base-uncased's vocabulary")
+    return tok
+
+
+# Keys transformers writes from the loading environment (e.g. HF_HUB_OFFLINE); dropped so that a saved tokenizer
+# is byte-identical wherever it was made, and a rerun of the download stage changes nothing downstream.
+_VOLATILE_CONFIG_KEYS = ("is_local", "local_files_only", "name_or_path", "_commit_hash")
+
+
+def save_tokenizer(tokenizer, folder: str | Path) -> None:
+    """``save_pretrained`` into ``folder`` without the environment-dependent config keys (same bytes every time)."""
+    import json
+
+    folder = Path(folder)
+    tokenizer.save_pretrained(str(folder))
+    config_path = folder / "tokenizer_config.json"
+    if config_path.is_file():
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        for key in _VOLATILE_CONFIG_KEYS:
+            config.pop(key, None)
+        text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        config_path.write_text(text, encoding="utf-8")
 
 
 def check_vocab(tokenizer, model_vocab_size: int, *, reserved_extra: int = 0) -> None:

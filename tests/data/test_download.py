@@ -150,8 +150,9 @@ def test_checksum_mismatch_keeps_the_existing_file(server, tmp_path):
     with pytest.raises(ChecksumError) as info:
         fetch(entry(server.base + "/a.bin", data=good), tmp_path, progress=False)
     msg = str(info.value)
-    assert sha(good) in msg and sha(PAYLOAD) in msg and "a.bin.part" in msg and "\n" not in msg
+    assert sha(good) in msg and sha(PAYLOAD) in msg and "\n" not in msg
     assert dest.read_bytes() == b"corrupted old copy"
+    assert not (tmp_path / "set" / "a.bin.part").exists()  # a bad download is never resumed from or used
 
 
 def test_server_size_differs_from_manifest(server, tmp_path):
@@ -187,6 +188,7 @@ def test_mirror_hit_needs_no_network(tmp_path):
     (mirror / "set" / "a.bin").write_bytes(PAYLOAD)
     out = fetch(entry(closed_port_url()), tmp_path / "data", mirror=mirror, progress=False)
     assert out.read_bytes() == PAYLOAD
+    assert out.stat().st_ino == (mirror / "set" / "a.bin").stat().st_ino  # hard-linked, not a second copy
 
 
 def test_mirror_from_env_and_dataset_folder_layout(tmp_path, monkeypatch):
@@ -261,7 +263,7 @@ def test_corrupt_archive_is_reported(server, tmp_path):
 
 def test_progress_logs_without_terminal(server, tmp_path, caplog):
     server.files["/a.bin"] = PAYLOAD
-    with caplog.at_level(logging.INFO, logger="amad.data.download"):
+    with caplog.at_level(logging.INFO, logger="amad.data"):
         fetch(entry(server.base + "/a.bin"), tmp_path, progress=True)
     assert "downloading set/a.bin" in caplog.text and "downloaded set/a.bin" in caplog.text
 

@@ -18,14 +18,39 @@ def test_paper_manifest_groups_and_tasks():
     m = load_manifest()
     assert set(m.tasks) == {"vqa", "caption", "translation"}
     vqa = {e.path for e in m.for_task("vqa")}
-    for name in ["karpathy_train.json", "karpathy_val.json", "karpathy_test.json", "trainval_ans2label.json"]:
+    for name in ["karpathy_train.json", "karpathy_val.json", "karpathy_test.json"]:
         assert f"vqa/{name}" in vqa
     assert "features/coco/val2014_obj36.h5" in vqa and "checkpoints/vlt5/pretrain/Epoch30.pth" in vqa
+    assert {"coco/train2014.zip", "coco/val2014.zip", "hub/bert-base-uncased/vocab.txt"} <= vqa
+    assert "checkpoints/blip/model_base_capfilt_large.pth" in vqa  # for a teacher that never saw Karpathy test
     zips = {e.path: e for e in m.group("vqa") if e.unpack == "zip"}
     assert zips["vqa/v2_Annotations_Val_mscoco.zip"].produces == ("vqa/v2_mscoco_val2014_annotations.json",)
     assert m.group("caption")[0].produces == ("coco/dataset_coco.json",)
     assert "features/flickr30k/test2018_boxes36.h5" in {e.path for e in m.for_task("translation")}
     assert "Salesforce/blip-vqa-base" in m.hub
+
+
+def test_every_required_entry_is_fetchable_or_says_where():
+    """Nothing the tasks need is url-less without a Drive path; nothing unread is required."""
+    m = load_manifest()
+    required = {e.path: e for task in m.tasks for e in m.for_task(task)}
+    for e in required.values():
+        assert e.url or e.drive_folder, e.path
+        assert "\n" not in e.where() and (e.url or "drive" in e.where().lower()), e.path
+    assert not any("v2_Questions" in p or "label2ans" in p or "ans2label" in p for p in required)
+    assert not any(p.endswith(("model_base_vqa_capfilt_large.pth", "caption_capfilt_large.pth")) for p in required)
+    epoch30 = required["checkpoints/vlt5/pretrain/Epoch30.pth"]
+    assert epoch30.url.startswith("https://drive.usercontent.google.com/download?id=100qajGncE_vc4bfjVxxICwz3dwiAxbIZ")
+    assert "confirm=t" in epoch30.url
+    assert {k: v.path for k, v in m.fallbacks(list(required.values())).items()} == {
+        "features/coco/train2014_obj36.h5": "features/coco/train2014_obj36.zip",
+        "features/coco/val2014_obj36.h5": "features/coco/val2014_obj36.zip",
+    }
+    images = [e for e in required.values() if e.unpack == "zip_flat"]
+    assert sorted((e.members, e.count, e.into) for e in images) == [
+        ("COCO_train2014_*.jpg", 82783, "coco/images"),
+        ("COCO_val2014_*.jpg", 40504, "coco/images"),
+    ]
 
 
 def test_multi30k_entries_follow_the_shared_layout():
@@ -70,7 +95,7 @@ def write(tmp_path: Path, text: str) -> Path:
         ("[{path: a.zip, url: u, unpack: zip}]", "must list the files it 'produces'"),
         ("[{path: a.zip, url: u, unpack: rar, produces: [b]}]", "unpack must be one of"),
         ("[{path: a.bin, url: u}, {path: a.bin, url: v}]", "listed twice"),
-        ("[{path: a.bin}]", "give a 'url' or"),
+        ("[{path: a.bin}]", "give a 'url', a 'drive' folder path or"),
         ("[{path: a.bin, url: u, size: -1}]", "size must be a byte count"),
         ("[{path: a.bin, url: u, md5: x}]", "unknown keys"),
     ],

