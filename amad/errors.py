@@ -30,3 +30,7 @@ class CheckpointError(AmadError):
 
 class CaptureError(AmadError, RuntimeError):
     """Attention capture cannot produce the requested maps."""
+
+
+class TrainingError(AmadError, RuntimeError):
+    """Training cannot go on: a non-finite loss or gradient, or a weight that cannot be calibrated."""

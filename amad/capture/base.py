@@ -51,10 +51,16 @@ def check_row_sums(probs: Mapping[MapKey, torch.Tensor]) -> None:
             sums = p.float().sum(dim=-1)  # (B, H, Q, K) -> (B, H, Q)
             atol = _ROW_SUM_ATOL.get(p.dtype, 1e-3)
             ok = ((sums - 1).abs() <= atol) | (sums.abs() <= atol)  # NaN / inf rows are not ok
-            worst.append((~ok).any())
-    bad = torch.stack(worst).tolist()
-    if any(bad):
-        kind, layer = keys[bad.index(True)]
+            worst.append(torch.stack([(~ok).any(), (~torch.isfinite(sums)).any()]))
+    flags = torch.stack(worst).tolist()  # per map: [some row does not sum to 1, some row is not finite]
+    bad = next((i for i, (wrong, _) in enumerate(flags) if wrong), None)
+    if bad is not None:
+        kind, layer = keys[bad]
+        if flags[bad][1]:
+            raise CaptureError(
+                f"captured {kind} layer {layer} attention holds NaN or inf: a non-finite input (features, images) or "
+                "model weight (a diverged run or a damaged checkpoint) upstream of it; check those first"
+            )
         raise CaptureError(
             f"captured {kind} layer {layer} attention rows do not sum to 1: the model's attention is not a softmax "
             "over keys (custom masks or a transformers version other than 5.24?)"

@@ -10,7 +10,7 @@ from amad.losses.masking import check_mask, compute_dtype
 from amad.losses.registry import register
 
 
-@register("logit_kd")
+@register("logit_kd", version=1, kind="logit")
 def logit_kd(
     student_logits: Tensor,
     teacher_logits: Tensor,

@@ -60,7 +60,27 @@ def check_mask(mask: Tensor | None, shape: tuple[int, ...], name: str, what: str
     return mask
 
 
+REDUCTIONS = ("per_head", "sum")
+
+
+def check_reduction(reduction: str, name: str) -> str:
+    """``per_head`` (the mean over the heads a loss sums over) or ``sum`` (the paper's literal form)."""
+    if reduction not in REDUCTIONS:
+        raise ConfigError(
+            f"{name}: reduction must be 'per_head' (mean over the heads summed over) or 'sum' (the paper's literal "
+            f"form), got {reduction!r}"
+        )
+    return reduction
+
+
+def reduce_heads(value: Tensor, heads: int, reduction: str) -> Tensor:
+    """A loss summed over ``heads`` heads, as the mean over them (``per_head``) or left as the sum (``sum``)."""
+    return value / heads if reduction == "per_head" else value
+
+
 def check_tau(tau: float, name: str) -> float:
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)):
+        raise ConfigError(f"{name}: tau must be a number > 0, got {tau!r}; use the paper's tau=1.0")
     if not tau > 0:
         raise ConfigError(f"{name}: tau must be > 0, got {tau}; use the paper's tau=1.0 or a smaller positive value")
     return float(tau)

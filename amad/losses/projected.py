@@ -9,13 +9,11 @@ from torch import Tensor, nn
 from amad.errors import ConfigError
 from amad.losses.head_alignment import mixture_kl
 from amad.losses.masking import batch_mean, check_tau, prepare_maps
-from amad.losses.registry import register
 
 # Rows of the projected maps are divided by max(row sum, ROW_EPS).
 ROW_EPS = 1e-12
 
 
-@register("amad_projected")
 class AmadProjected(nn.Module):
     """AMAD variant 3 (Eq. 11): S~ = ReLU(S W^T + b) on the flattened student maps, then the KL variant on S~.
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from amad.errors import CheckpointError
+from amad.errors import AmadError, CheckpointError
 from amad.models import blip, sizes, vlt5  # noqa: F401  (registers the families and sizes)
-from amad.models.base import META_FILE, DistillModel
+from amad.models.base import META_FILE, DistillModel, check_finite_weights
 from amad.models.compat import check_compatible
 from amad.models.registry import FAMILIES, MODEL_SIZES
 from amad.models.sizes import resolve_size
@@ -66,11 +66,15 @@ def build_model(
     )
 
 
-def load_model(directory: str | Path) -> DistillModel:
+def load_model(directory: str | Path, *, require_finite: bool = True) -> DistillModel:
     """Load a model saved by ``DistillModel.save_pretrained`` (the family is read from amad_model.json).
 
+    Args:
+        require_finite: refuse weights that hold NaN or inf (a diverged run must never be scored or distilled from).
+
     Raises:
-        CheckpointError: no amad_model.json, or an unknown family in it.
+        CheckpointError: no or an invalid amad_model.json, an unknown family, unreadable or truncated weights,
+            non-finite weights.
     """
     meta_path = Path(directory, META_FILE)
     if not meta_path.is_file():
@@ -84,4 +88,16 @@ def load_model(directory: str | Path) -> DistillModel:
         raise CheckpointError(f"{meta_path} is not a valid {META_FILE}: save the model again") from None
     if family not in FAMILIES:
         raise CheckpointError(f"{meta_path} names unknown family {family!r}: {FAMILIES.unknown_message(family)}")
-    return FAMILIES.get(family).from_pretrained(str(directory))
+    try:
+        model = FAMILIES.get(family).from_pretrained(str(directory))
+    except AmadError:
+        raise
+    except Exception as exc:  # a truncated safetensors file, a torn config.json, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(
+            f"cannot load the model in {str(directory)!r} ({type(exc).__name__}: {first}): the files are damaged or "
+            "incomplete; rerun the stage that wrote them"
+        ) from None
+    if require_finite:
+        check_finite_weights(model, str(directory))
+    return model

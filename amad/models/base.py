@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from amad.errors import ConfigError
+from amad.errors import CheckpointError, ConfigError
 from amad.types import Batch, Example, ModelOutput
 
 META_FILE = "amad_model.json"  # {family, task, size, ...}: written last, so its presence marks a complete folder
@@ -44,6 +44,22 @@ def weighted_token_loss(
     return per_example.mean()
 
 
+def check_new_tokens(max_new_tokens: int) -> int:
+    """A decoding length of at least one token (0 would silently fall back to a default in transformers)."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    return max_new_tokens
+
+
+def check_finite_weights(model: nn.Module, where: str) -> None:
+    """Raise CheckpointError naming the first parameter that holds NaN or inf (a diverged or damaged model)."""
+    for name, param in model.named_parameters():
+        if not bool(torch.isfinite(param).all()):
+            raise CheckpointError(
+                f"{where}: weight {name} holds NaN or inf (a diverged run or a damaged file): retrain or re-download it"
+            )
+
+
 class DistillModel(nn.Module, ABC):
     """A teacher or student of one family and one task.
 
@@ -58,6 +74,8 @@ class DistillModel(nn.Module, ABC):
         self.model = model
         self.tokenizer = tokenizer
         self.task = task
+        # What a pretrained or teacher init copied (amad.models.loading.LoadReport.to_json()); None: random init.
+        self.init_report: dict[str, Any] | None = None
 
     @abstractmethod
     def collate(self, examples: Sequence[Example], visual: Any, train: bool) -> Batch:

@@ -24,7 +24,8 @@ from transformers import AutoTokenizer
 
 from amad.errors import CheckpointError, ConfigError
 from amad.models import blip_checkpoint as ckpt
-from amad.models.base import META_FILE, DistillModel, weighted_token_loss
+from amad.models.base import META_FILE, DistillModel, check_new_tokens, weighted_token_loss
+from amad.models.loading import strict_copy
 from amad.models.registry import FAMILIES
 from amad.models.sizes import resolve_size
 from amad.types import AttentionMaps, Batch, Example, ModelOutput
@@ -58,7 +59,8 @@ class BlipModel(DistillModel):
         size: the size dict it was built from (saved in amad_model.json).
         label_smoothing: of the task loss (size key, default 0.0; BLIP's original is 0.1).
         prompt: caption prompt masked out of the loss (size key, default "").
-        init_report: counts of copied weights from ``build(init=...)`` (None for random init).
+        init_report: the load report of ``build(init=...)`` (amad.models.loading.LoadReport as a dict; None for
+            random init).
     """
 
     family = "blip"
@@ -71,7 +73,6 @@ class BlipModel(DistillModel):
         self.size = {**size, "label_smoothing": self.label_smoothing, "prompt": self.prompt}
         self.max_source_length = 32
         self.max_target_length = 10 if task == "vqa" else 20
-        self.init_report: dict[str, int] | None = None
         self._answer_targets: tuple[tuple[str, ...], torch.Tensor] | None = None  # rank inference's encoded list
         text = model.config.text_config
         self.bos_id, self.sep_id, self.pad_id = text.bos_token_id, text.sep_token_id, text.pad_token_id
@@ -104,9 +105,10 @@ class BlipModel(DistillModel):
     ) -> BlipModel:
         """Build a BLIP of ``size`` (name or dict) for ``task``.
 
-        init: "random"; "pretrained" (copy name- and shape-matching weights from the BLIP checkpoint
-        ``init_from``, default ``size["pretrained"]``); "teacher" (copy ``teacher``'s layers at ``layer_pairs``
-        (student, teacher), or a uniform mapping when None, wherever the shapes match).
+        init: "random"; "pretrained" (every weight from the BLIP checkpoint ``init_from``, default
+        ``size["pretrained"]``; only extra vocabulary rows may keep their initialisation, see amad.models.loading);
+        "teacher" (``teacher``'s layers at ``layer_pairs`` (student, teacher), or a uniform mapping when None).
+        ``init_report`` records what was copied.
         """
         cls.check_task(task)
         size = resolve_size(size, "blip")
@@ -116,11 +118,17 @@ class BlipModel(DistillModel):
             if not source:
                 raise ConfigError("init='pretrained' needs init_from (a BLIP checkpoint folder or hub id)")
             hf_source, _ = ckpt.load_hf_blip(source)
-            model.init_report = ckpt.copy_matching(model.model, hf_source.state_dict())
+            model.init_report = strict_copy(
+                model.model,
+                hf_source.state_dict(),
+                source_name=str(source),
+                family="blip",
+                fix="match the model to the checkpoint (tokenizer rows, image_size, widths), or use init 'random'",
+            ).to_json()
         elif init == "teacher":
             if not isinstance(teacher, BlipModel) or teacher.task != task:
                 raise ConfigError(f"init='teacher' needs a BLIP {task} teacher model, got {type(teacher).__name__}")
-            model.init_report = ckpt.copy_teacher_layers(model.model, teacher.model, task, layer_pairs)
+            model.init_report = ckpt.copy_teacher_layers(model.model, teacher.model, task, layer_pairs).to_json()
         elif init != "random":
             raise ConfigError(f"unknown init {init!r}: choose random, pretrained or teacher")
         return model
@@ -257,7 +265,7 @@ class BlipModel(DistillModel):
             eos_token_id=self.sep_id,
             pad_token_id=self.pad_id,
             num_beams=num_beams,
-            max_new_tokens=max_new_tokens or self.max_target_length,
+            max_new_tokens=self.max_target_length if max_new_tokens is None else check_new_tokens(max_new_tokens),
             do_sample=False,
         )  # (B, P + new)
         new = out[:, prefix_ids.shape[1] :]  # (B, new)

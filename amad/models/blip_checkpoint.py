@@ -1,5 +1,7 @@
 """BLIP configs from size dicts, checkpoint loading, and weight initialisation (pretrained / teacher layers).
 
+Every copy is strict (amad.models.loading): a tensor that cannot be copied is an error, never a silent random init.
+
 Built on transformers' port: ``BlipForQuestionAnswering`` (vqa) and ``BlipForConditionalGeneration`` (caption),
 always with ``attn_implementation="eager"`` (the only one BLIP has, and the one that yields attention maps).
 """
@@ -16,9 +18,11 @@ from torch import nn
 from transformers import AutoConfig, BlipConfig, BlipForConditionalGeneration, BlipForQuestionAnswering
 
 from amad.errors import CheckpointError, ConfigError
+from amad.models.loading import LoadReport, strict_copy
 
 log = logging.getLogger(__name__)
 
+INIT_STD = 0.02  # std of every randomly initialised BLIP weight matrix and embedding (BERT / ViT's standard)
 HF_CLASSES: dict[str, type] = {"vqa": BlipForQuestionAnswering, "caption": BlipForConditionalGeneration}
 ARCH_TASKS = {"BlipForQuestionAnswering": "vqa", "BlipForConditionalGeneration": "caption"}
 FAMILY_HINTS = {"t5": "vlt5"}
@@ -102,10 +106,15 @@ def blip_config(task: str, size: Mapping[str, Any], tokenizer: Any) -> BlipConfi
         "sep_token_id": ids["sep"],
         "pad_token_id": ids["pad"],
         "label_smoothing": smoothing,
+        "initializer_range": INIT_STD,
     }
     # vision attention dropout stays 0: BlipAttention returns post-dropout maps, which would corrupt distillation.
-    vision_config = {key: vision[key] for key in vision} | {"attention_dropout": 0.0}
-    return BlipConfig(text_config=text_config, vision_config=vision_config, label_smoothing=smoothing)
+    # initializer_range: BlipVisionConfig defaults to 1e-10, which leaves a randomly initialised vision tower at
+    # ~0 (uniform attention, zero q/k gradient: issue 12, B2); every BLIP part gets BERT/ViT's standard 0.02.
+    vision_config = {key: vision[key] for key in vision} | {"attention_dropout": 0.0, "initializer_range": INIT_STD}
+    return BlipConfig(
+        text_config=text_config, vision_config=vision_config, label_smoothing=smoothing, initializer_range=INIT_STD
+    )
 
 
 def new_hf_model(task: str, config: BlipConfig) -> nn.Module:
@@ -184,26 +193,6 @@ def load_hf_blip(source: str, task: str | None = None) -> tuple[nn.Module, str]:
     return model, task
 
 
-def copy_matching(target: nn.Module, source: Mapping[str, torch.Tensor]) -> dict[str, int]:
-    """Copy every source tensor whose name and shape match a target parameter or buffer.
-
-    Returns:
-        {"copied": n, "shape_mismatch": n, "not_in_source": n} counted over the target's state dict.
-    """
-    state = target.state_dict()
-    report = {"copied": 0, "shape_mismatch": 0, "not_in_source": 0}
-    with torch.no_grad():
-        for name, tensor in state.items():
-            if name not in source:
-                report["not_in_source"] += 1
-            elif source[name].shape != tensor.shape:
-                report["shape_mismatch"] += 1
-            else:
-                tensor.copy_(source[name])
-                report["copied"] += 1
-    return report
-
-
 def _layer_count(model: nn.Module, tower: str) -> int:
     config = model.config.vision_config if tower == "vision" else model.config.text_config
     return int(config.num_hidden_layers)
@@ -211,19 +200,24 @@ def _layer_count(model: nn.Module, tower: str) -> int:
 
 def copy_teacher_layers(
     student: nn.Module, teacher: nn.Module, task: str, layer_pairs: Sequence[tuple[int, int]] | None
-) -> dict[str, int]:
+) -> LoadReport:
     """Initialise a student from teacher weights: layer i of each stack from the teacher layer paired with it.
 
-    Non-layer weights (embeddings, final norms, LM head) are copied by name. Any tensor whose shape differs (a
-    tower of another width) is left at its random init and counted in the report.
+    Non-layer weights (embeddings, final norms, LM head) are copied by name. Every student tensor must be filled
+    (a student of another width cannot be built from the teacher's layers); a student with fewer heads at the
+    teacher's width takes the same matrices, so its head j holds teacher heads j·r .. j·r + r − 1 (r = Ht/Hs).
 
     Args:
         student, teacher: transformers BLIP models of the same task.
         layer_pairs: (student_layer, teacher_layer) pairs applied to every stack; None maps each stack uniformly
             with ``amad.capture.mapping.map_layers("uniform", ...)``, as the capture does.
 
+    Returns:
+        The load report (amad.models.loading.LoadReport).
+
     Raises:
         ConfigError: a pair outside a stack's layer range.
+        CheckpointError: student tensors of another shape than the teacher's (the message lists them).
     """
     source = teacher.state_dict()
     pairs_by_prefix: dict[str, dict[int, int]] = {}
@@ -254,6 +248,13 @@ def copy_teacher_layers(
         t_layer = pairs_by_prefix[prefix].get(layer)
         if t_layer is not None and f"{prefix}{t_layer}.{rest}" in source:
             renamed[name] = source[f"{prefix}{t_layer}.{rest}"]
-    report = copy_matching(student, renamed)
-    log.info("BLIP teacher init: %s", report)
+    report = strict_copy(
+        student,
+        renamed,
+        source_name="the BLIP teacher",
+        family="blip",
+        fix="init 'teacher' needs the teacher's widths (hidden and intermediate sizes): change the student size "
+        "or use init 'random'",
+    )
+    log.info("BLIP teacher init: %d tensors copied", report.copied)
     return report

@@ -20,7 +20,7 @@ from transformers import AutoTokenizer
 
 from amad.capture import capture_attention
 from amad.errors import CheckpointError, ConfigError, DataError
-from amad.models.base import META_FILE, DistillModel, weighted_token_loss
+from amad.models.base import META_FILE, DistillModel, check_new_tokens, weighted_token_loss
 from amad.models.compat import check_compatible
 from amad.models.registry import FAMILIES
 from amad.models.sizes import resolve_size
@@ -106,16 +106,15 @@ class VLT5Model(DistillModel):
             source = init_from or size.get("pretrained")
             if not source:
                 raise ConfigError("init 'pretrained' needs init_from: a T5 checkpoint folder or hub id (e.g. t5-small)")
-            if Path(source).is_file():
-                load_vlt5_epoch30(model.model, source)
-            else:
-                load_hf_t5(model.model, source)
+            loader = load_vlt5_epoch30 if Path(source).is_file() else load_hf_t5
+            model.init_report = loader(model.model, source).to_json()
         elif init == "teacher":
             if not isinstance(teacher, VLT5Model):
                 raise ConfigError(f"init 'teacher' needs a VL-T5 teacher model, got {type(teacher).__name__}")
             check_compatible(teacher, model)
             encoder_pairs, decoder_pairs = teacher_layer_pairs(layer_pairs, teacher.model.config, model.model.config)
-            copy_teacher_layers(model.model, teacher.model, encoder_pairs, decoder_pairs)
+            report = copy_teacher_layers(model.model, teacher.model, encoder_pairs, decoder_pairs)
+            model.init_report = report.to_json()
         elif init != "random":
             raise ConfigError(f"unknown init {init!r}: choose random, pretrained or teacher")
         return model
@@ -228,7 +227,7 @@ class VLT5Model(DistillModel):
         out = self.model.generate(
             **self._inputs(batch),
             num_beams=num_beams,
-            max_new_tokens=max_new_tokens or self.max_target_length,
+            max_new_tokens=self.max_target_length if max_new_tokens is None else check_new_tokens(max_new_tokens),
             do_sample=False,
         )  # (B, 1 + new)
         return [s.strip() for s in self.tokenizer.batch_decode(out, skip_special_tokens=True)]

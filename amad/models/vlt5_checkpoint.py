@@ -20,6 +20,7 @@ from torch import nn
 
 from amad.capture.mapping import map_layers
 from amad.errors import CheckpointError, ConfigError
+from amad.models.loading import LoadReport, strict_copy
 
 # The released vocabulary: t5-base SentencePiece 32000 + 100 <extra_id_*> + 100 <vis_extra_id_*>.
 VLT5_VOCAB_ROWS = 32200
@@ -165,8 +166,10 @@ def compare_state(
         )
 
 
-def load_vlt5_epoch30(model: nn.Module, path_or_state_dict: str | Path | Mapping[str, torch.Tensor]) -> None:
+def load_vlt5_epoch30(model: nn.Module, path_or_state_dict: str | Path | Mapping[str, torch.Tensor]) -> LoadReport:
     """Load VL-T5's released pre-training weights (``Epoch30.pth`` layout) into a VLT5ForConditionalGeneration.
+
+    Every model tensor must come from the checkpoint and every checkpoint tensor must have a place in the model.
 
     Raises:
         CheckpointError: unreadable file, another family's checkpoint, a vocabulary other than the model's,
@@ -176,14 +179,14 @@ def load_vlt5_epoch30(model: nn.Module, path_or_state_dict: str | Path | Mapping
     state = remap_vlt5_keys(read_state_dict(path_or_state_dict))
     check_family(list(state), source)
     compare_state(state, model_shapes(model), source)
-    model.load_state_dict(state, strict=False)  # aliases share storage with shared.weight
+    return strict_copy(model, state, source_name=source, family="vlt5")
 
 
-def load_hf_t5(model: nn.Module, path_or_id: str | Path) -> None:
+def load_hf_t5(model: nn.Module, path_or_id: str | Path) -> LoadReport:
     """Copy a Hugging Face T5 checkpoint (t5-base, t5-small; local folder or hub id) into a VL-T5 model.
 
-    The visual embedding keeps its initialisation. The vocabulary is resized to the model's rows: the first
-    ``min(rows)`` rows are copied, extra model rows (e.g. the box-order rows) keep their initialisation.
+    Strict (amad.models.loading): only VL-T5's visual embedding and the vocabulary rows past the checkpoint's (the
+    ``<vis_extra_id_*>`` box-order rows) keep their initialisation; anything else that cannot be copied raises.
     """
     from transformers import AutoConfig, T5ForConditionalGeneration
 
@@ -210,25 +213,42 @@ def load_hf_t5(model: nn.Module, path_or_id: str | Path) -> None:
             f"d_model {model.config.d_model}, {model.config.num_heads} x {model.config.d_kv}: use the checkpoint's "
             "sizes for init 'pretrained'"
         )
-    source_model = T5ForConditionalGeneration.from_pretrained(source, dtype=torch.float32)
+    try:
+        source_model = T5ForConditionalGeneration.from_pretrained(source, dtype=torch.float32)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read the T5 weights in {source!r} ({first[:200]}): re-download them") from None
     state = remap_vlt5_keys(source_model.state_dict())
     del source_model
-    own = model.state_dict()
-    rows = min(state["shared.weight"].shape[0], own["shared.weight"].shape[0])
-    shared = own["shared.weight"].detach().clone()  # (V_model, D)
-    shared[:rows] = state["shared.weight"][:rows]
-    state["shared.weight"] = shared
     check_family(list(state), source)
-    compare_state(state, model_shapes(model), source, allow_missing=VISUAL_PREFIX)
-    model.load_state_dict(state, strict=False)
+    rows, model_rows = state["shared.weight"].shape[0], model.shared.weight.shape[0]
+    if rows > model_rows:
+        raise CheckpointError(
+            f"{source} has a {rows}-row vocabulary but the model only {model_rows} rows: build the model with the "
+            "checkpoint's tokenizer (its rows plus VL-T5's box-order rows)"
+        )
+    return strict_copy(
+        model,
+        state,
+        source_name=source,
+        family="vlt5-from-t5",
+        fix="match the model size to the checkpoint (layers, heads, d_kv, d_ff)",
+    )
 
 
-def _copy_block(dst: nn.Module, src: nn.Module, with_bias: bool) -> None:
-    own = dst.state_dict()
-    state = {
-        k: v for k, v in src.state_dict().items() if k in own and (with_bias or "relative_attention_bias" not in k)
-    }
-    dst.load_state_dict(state, strict=False)
+def _merged_bias(teacher_bias: torch.Tensor, student_heads: int) -> torch.Tensor:
+    """T5's relative bias (buckets, Ht) -> (buckets, Hs): the sum over each group of Ht/Hs teacher heads.
+
+    A student head built from teacher heads j·r .. j·r + r − 1 scores with the sum of their q·k (T5 has no 1/√d
+    scaling), so the matching bias is the sum of theirs.
+    """
+    buckets, teacher_heads = teacher_bias.shape
+    if teacher_heads % student_heads:
+        raise ConfigError(
+            f"init 'teacher' cannot map the teacher's {teacher_heads} heads onto {student_heads}: the relative "
+            f"position bias needs a head count that divides {teacher_heads}"
+        )
+    return teacher_bias.view(buckets, student_heads, teacher_heads // student_heads).sum(-1)  # (n, Ht) -> (n, Hs)
 
 
 def copy_teacher_layers(
@@ -236,15 +256,17 @@ def copy_teacher_layers(
     teacher: nn.Module,
     encoder_pairs: Sequence[tuple[int, int]],
     decoder_pairs: Sequence[tuple[int, int]],
-) -> None:
-    """Initialise a VL-T5 student from a teacher of equal widths.
+) -> LoadReport:
+    """Initialise a VL-T5 student from a teacher of equal widths; every student tensor must be filled.
 
     Copies the shared embedding, the visual embedding, the final layer norms, and each mapped block
-    (student_layer <- teacher_layer). The relative position bias (in block 0 of each stack) is copied from the
-    teacher's block 0 when both have the same head count; otherwise it keeps its initialisation.
+    (student_layer <- teacher_layer). With fewer heads at the teacher's width (d_kv grows), the q/k/v/o matrices
+    are copied as they are, so student head j holds teacher heads j·r .. j·r + r − 1 (r = Ht/Hs), and the relative
+    position bias of block 0 is the sum over each such group (:func:`_merged_bias`).
 
     Raises:
-        ConfigError: widths differ (d_model, d_ff, num_heads * d_kv, feat_dim, vocabulary) or a pair is out of range.
+        ConfigError: widths differ (d_model, d_ff, num_heads * d_kv, feat_dim, vocabulary), a pair is out of range,
+            or the head counts cannot be grouped.
     """
     s_cfg, t_cfg = student.config, teacher.config
     widths = {
@@ -260,25 +282,32 @@ def copy_teacher_layers(
                 f"init 'teacher' needs equal widths but the student's {name} is {s} and the teacher's {t}: "
                 f"set the student's {name} to {t}, or use init 'random' / 'pretrained'"
             )
-    with torch.no_grad():
-        student.shared.weight.copy_(teacher.shared.weight)
-        student.encoder.visual_embedding.load_state_dict(teacher.encoder.visual_embedding.state_dict())
-        same_heads = s_cfg.num_heads == t_cfg.num_heads
-        for stack, pairs in (("encoder", encoder_pairs), ("decoder", decoder_pairs)):
-            s_blocks, t_blocks = getattr(student, stack).block, getattr(teacher, stack).block
-            for s_layer, t_layer in pairs:
-                if not (0 <= s_layer < len(s_blocks) and 0 <= t_layer < len(t_blocks)):
-                    raise ConfigError(
-                        f"layer pair ({s_layer}, {t_layer}) is out of range for the {stack}: the student has "
-                        f"{len(s_blocks)} and the teacher {len(t_blocks)} layers"
-                    )
-                _copy_block(s_blocks[s_layer], t_blocks[t_layer], with_bias=False)
-            if same_heads:
-                s_bias = s_blocks[0].layer[0].SelfAttention.relative_attention_bias
-                s_bias.weight.copy_(t_blocks[0].layer[0].SelfAttention.relative_attention_bias.weight)
-            getattr(student, stack).final_layer_norm.load_state_dict(
-                getattr(teacher, stack).final_layer_norm.state_dict()
-            )
+    source = teacher.state_dict()
+    renamed = {k: v for k, v in source.items() if not k.startswith(("encoder.block.", "decoder.block."))}
+    bias_key = "layer.0.SelfAttention.relative_attention_bias.weight"
+    for stack, pairs in (("encoder", encoder_pairs), ("decoder", decoder_pairs)):
+        n_student, n_teacher = len(getattr(student, stack).block), len(getattr(teacher, stack).block)
+        for s_layer, t_layer in pairs:
+            if not (0 <= s_layer < n_student and 0 <= t_layer < n_teacher):
+                raise ConfigError(
+                    f"layer pair ({s_layer}, {t_layer}) is out of range for the {stack}: the student has "
+                    f"{n_student} and the teacher {n_teacher} layers"
+                )
+            prefix = f"{stack}.block.{t_layer}."
+            for key, value in source.items():
+                if key.startswith(prefix) and not key.endswith(bias_key):
+                    renamed[f"{stack}.block.{s_layer}.{key[len(prefix) :]}"] = value
+        bias = source[f"{stack}.block.0.{bias_key}"]
+        same = s_cfg.num_heads == t_cfg.num_heads
+        renamed[f"{stack}.block.0.{bias_key}"] = bias if same else _merged_bias(bias, s_cfg.num_heads)
+    return strict_copy(
+        student,
+        renamed,
+        source_name="the VL-T5 teacher",
+        family="vlt5",
+        allow_unused=True,  # teacher layers that no student layer is mapped to
+        fix="map every student layer to a teacher layer (distill.layer_map) and keep the teacher's widths",
+    )
 
 
 def teacher_layer_pairs(

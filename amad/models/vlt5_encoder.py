@@ -16,12 +16,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.models.t5.modeling_t5 import T5ForConditionalGeneration, T5PreTrainedModel, T5Stack
 
 from amad.errors import ConfigError
-from amad.models.vlt5_visual import FAN_IN_INIT, VisualEmbedding, VLT5Config
+from amad.models.vlt5_init import init_t5_weights
+from amad.models.vlt5_visual import VisualEmbedding, VLT5Config
 
 
 @dataclass
@@ -57,14 +57,7 @@ class VLT5JointEncoder(T5Stack):
         super().__init__(config)
         self.visual_embedding = VisualEmbedding(config)
         self.post_init()
-
-    def _init_weights(self, module: nn.Module) -> None:
-        """T5's init; the visual Linears get T5's fan-in normal init (std factor / sqrt(in_features))."""
-        if getattr(module, FAN_IN_INIT, False):
-            init.normal_(module.weight, mean=0.0, std=self.config.initializer_factor * module.in_features**-0.5)
-            init.zeros_(module.bias)
-            return
-        super()._init_weights(module)
+        init_t5_weights(self, config)  # transformers skips T5's scheme for custom classes (amad.models.vlt5_init)
 
     def text_position_bias(self, text_length: int, total_length: int, device: torch.device) -> torch.Tensor:
         """T5's bucketed relative bias on the text-text block, zeros elsewhere.
@@ -145,6 +138,7 @@ class VLT5ForConditionalGeneration(T5ForConditionalGeneration):
         self.decoder = T5Stack(decoder_config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
+        init_t5_weights(self, config)  # every module, explicitly: see amad.models.vlt5_init
 
     def _encoder_outputs(
         self,

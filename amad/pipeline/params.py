@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from amad.config import FAMILY_TASKS, TrainConfig, check_preset, from_dict, parse_setup, section
+from amad.config import FAMILY_TASKS, TASKS, TrainConfig, check_preset, from_dict, parse_setup, section
 from amad.errors import ConfigError
 from amad.training.terms import Term, parse_method
 
@@ -60,6 +60,15 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.scale not in ("mini", "paper"):
             raise ConfigError(f"data.scale must be mini or paper, got {self.scale!r}")
+        if self.scale == "mini":  # the paper scale uses the full splits and ignores these sizes
+            for task in ("vqa", "caption", "translation"):
+                for key in ("n_train", "n_val", "n_test", "max_words"):
+                    value = getattr(getattr(self, task), key)
+                    if value is not None and value < 1:
+                        raise ConfigError(
+                            f"data.{task}.{key} must be >= 1 at mini scale, got {value}: an empty split trains or "
+                            "scores nothing"
+                        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +87,15 @@ class TeacherSetup:
 
 @dataclasses.dataclass(frozen=True)
 class StudentSetup:
+    """A student: a named size (or size dict), optional head and depth overrides, and its initialisation.
+
+    heads: the head count at the size's attention width (d_kv or the head size grows as heads shrink).
+    layers: the depth of every stack. init: random, pretrained (from init_from) or teacher (the teacher's layers).
+    """
+
     size: str | dict
     heads: int | None = None
+    layers: int | None = None
     init: str = "random"
     init_from: str = ""
     train: dict = dataclasses.field(default_factory=dict)
@@ -87,6 +103,10 @@ class StudentSetup:
     def __post_init__(self) -> None:
         if self.init not in ("random", "pretrained", "teacher"):
             raise ConfigError(f"student init must be random, pretrained or teacher, got {self.init!r}")
+        for key in ("heads", "layers"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"student {key} must be a positive integer or null, got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +132,19 @@ class EvalConfig:
     vqa_inference: dict[str, str] = dataclasses.field(default_factory=lambda: {"vlt5": "generate", "blip": "rank"})
     rank_answers: int = 3128
     rank_k: int = 128
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "num_beams", "latency_batch", "rank_answers", "rank_k"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"evaluate.{key} must be >= 1, got {getattr(self, key)}")
+        missing = [task for task in TASKS if task not in self.max_new_tokens]
+        unknown = sorted(set(self.max_new_tokens) - set(TASKS))
+        if missing or unknown:
+            problem = f"lacks {missing}" if missing else f"has unknown tasks {unknown}"
+            raise ConfigError(f"evaluate.max_new_tokens {problem}: give one value for each of {', '.join(TASKS)}")
+        for task, value in self.max_new_tokens.items():
+            if value < 1:
+                raise ConfigError(f"evaluate.max_new_tokens.{task} must be >= 1, got {value}")
 
 
 def merged_train(base: TrainConfig, override: Mapping[str, Any], where: str) -> TrainConfig:
@@ -211,10 +244,6 @@ def evaluate(params: Mapping[str, Any]) -> EvalConfig:
             raise ConfigError(f"evaluate.vqa_inference.{family} must be generate or rank, got {how!r}")
         if how == "rank" and family not in RANK_FAMILIES:
             raise ConfigError(f"evaluate.vqa_inference.{family}: rank inference is BLIP's recipe only; use generate")
-    if cfg.rank_answers < 1 or cfg.rank_k < 1:
-        raise ConfigError(
-            f"evaluate.rank_answers and evaluate.rank_k must be >= 1, got {cfg.rank_answers} and {cfg.rank_k}"
-        )
     return cfg
 
 

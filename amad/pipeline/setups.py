@@ -9,12 +9,12 @@ from typing import Any
 
 from amad.config import parse_setup
 from amad.data import load_examples
-from amad.errors import CheckpointError, DataError
+from amad.errors import CheckpointError, ConfigError, DataError
 from amad.models import build_model, check_compatible, load_model
 from amad.models.base import META_FILE, DistillModel
 from amad.models.sizes import resolve_size
 from amad.pipeline import params as P
-from amad.pipeline.layout import TEST_SPLITS, TRAIN_SPLIT, VISUAL_TASKS, DataLayout
+from amad.pipeline.layout import FAMILIES, TEST_SPLITS, TRAIN_SPLIT, DataLayout, visual_tasks
 from amad.types import Example
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,8 @@ def test_sets(layout: DataLayout, task: str, scale: str) -> dict[str, list[Examp
 
 
 def visual_store(layout: DataLayout, family: str, task: str) -> Any:
-    """FeatureStore for VL-T5, ImageStore for BLIP, None for text-only tasks."""
-    if task not in VISUAL_TASKS:
+    """FeatureStore for VL-T5, ImageStore for BLIP, None for text-only tasks (Multi30K is visual at paper scale)."""
+    if task not in visual_tasks(layout.scale) or (family == "blip" and task == "translation"):
         return None
     if family == "vlt5":
         from amad.data.features import FeatureStore
@@ -54,40 +54,73 @@ def visual_store(layout: DataLayout, family: str, task: str) -> Any:
 
     path = layout.images(task)
     if not path.exists():
-        raise DataError(f"missing image cache {path}: run `dvc repro extract_features@{task}`")
+        raise DataError(f"missing image cache {path}: run `dvc repro extract_features@images`")
     return ImageStore(path)
 
 
-def fit_size(size: str | dict, family: str, visual: Any, heads: int | None = None) -> dict:
-    """Resolve a size and adapt it to the data: VL-T5 feature width and box count; optional head override."""
+def fit_size(size: str | dict, family: str, visual: Any, heads: int | None = None, layers: int | None = None) -> dict:
+    """Resolve a size and adapt it to the data (VL-T5 feature width and box count, BLIP image size), then apply
+    the optional head and depth overrides.
+
+    ``heads`` changes only the head count: the attention inner width (VL-T5's num_heads · d_kv, BLIP's hidden size)
+    and the depth stay, so 2, 4 and 8 heads have the same attention parameters. ``layers`` changes only the depth
+    (every stack of the family).
+    """
     resolved = copy.deepcopy(resolve_size(size, family))
     if family == "vlt5":
         if visual is not None:
             resolved["feat_dim"] = int(visual.feature_dim)
             resolved["n_boxes"] = max(int(resolved["n_boxes"]), int(visual.num_boxes))
         if heads is not None:
-            resolved["num_heads"] = heads
+            inner = int(resolved["num_heads"]) * int(resolved["d_kv"])
+            if inner % heads:
+                raise ConfigError(
+                    f"heads {heads} does not divide the attention width {inner} (num_heads x d_kv) of the VL-T5 size: "
+                    "choose a head count that divides it"
+                )
+            resolved["num_heads"], resolved["d_kv"] = heads, inner // heads
+        if layers is not None:
+            resolved["num_layers"] = resolved["num_decoder_layers"] = layers
     else:
         if visual is not None:
             resolved["vision"]["image_size"] = int(visual.image_size)
-        if heads is not None:
-            resolved["vision"]["num_attention_heads"] = heads
-            resolved["text"]["num_attention_heads"] = heads
+        for tower in ("vision", "text"):
+            if heads is not None:
+                resolved[tower]["num_attention_heads"] = heads
+            if layers is not None:
+                resolved[tower]["num_hidden_layers"] = layers
     return resolved
 
 
-def load_tokenizer(layout: DataLayout):
-    from amad.data.tokenizer import load_tokenizer as _load
+def load_tokenizer(layout: DataLayout, family: str | None = None):
+    """The family's tokenizer (``data/tokenizer/<family>`` at paper scale), else the shared mini one.
 
-    if not layout.tokenizer.exists():
-        raise DataError(f"missing tokenizer {layout.tokenizer}: run `dvc repro download`")
-    return _load(layout.tokenizer)
+    Raises:
+        ConfigError: family is None where each family has its own tokenizer (BLIP must not get the T5 one).
+        DataError: no tokenizer was written yet.
+    """
+    from amad.data.tokenizer import load_tokenizer as _load
+    from amad.errors import ConfigError
+
+    if family is None:
+        own = sorted(p.name for p in layout.tokenizer.glob("*") if p.is_dir() and p.name in FAMILIES)
+        if own:
+            raise ConfigError(
+                f"{layout.tokenizer} holds one tokenizer per family ({', '.join(own)}): call "
+                "load_tokenizer(layout, family=...) with the model family"
+            )
+        path = layout.tokenizer
+    else:
+        path = layout.tokenizer_dir(family)
+    if not path.exists() or not any(path.iterdir()):
+        raise DataError(f"missing tokenizer {path}: run `dvc repro download`")
+    return _load(path)
 
 
 def build_teacher(params: dict, setup: str, layout: DataLayout, visual: Any) -> DistillModel:
     family, task = parse_setup(setup)
     cfg, _ = P.teacher_setup(params, setup)
-    tokenizer = load_tokenizer(layout)
+    tokenizer = load_tokenizer(layout, family=family)
     size = fit_size(cfg.size, family, visual)
     init = "pretrained" if cfg.init_from else "random"
     return build_model(family, task, size, tokenizer, init=init, init_from=cfg.init_from or None)
@@ -108,7 +141,7 @@ def build_student(params: dict, setup: str, layout: DataLayout, visual: Any, tea
 
     family, task = parse_setup(setup)
     cfg = P.student_setup(params, setup)
-    size = fit_size(cfg.size, family, visual, cfg.heads)
+    size = fit_size(cfg.size, family, visual, cfg.heads, cfg.layers)
     pairs = None
     if cfg.init == "teacher":
         kinds = P.distill(params).kinds.get(family, ())

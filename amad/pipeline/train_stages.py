@@ -13,17 +13,17 @@ from amad import evaluation
 from amad.config import parse_setup
 from amad.errors import ConfigError
 from amad.models import load_model
-from amad.models.base import DistillModel
+from amad.models.base import META_FILE, DistillModel
 from amad.models.cost import count_parameters, measure_latency
 from amad.pipeline import params as P
 from amad.pipeline import setups as S
-from amad.pipeline.io import atomic_dir, save_npz
+from amad.pipeline.io import atomic_dir, keep_finished_history, remove_leftovers, save_npz
 from amad.pipeline.layout import DataLayout
 from amad.training import checkpoint as ckpt
 from amad.training.loop import train
 from amad.training.run_info import collect, write_json
 from amad.training.seed import seed_everything
-from amad.training.step import plan_capture
+from amad.training.step import one_to_one_heads, plan_capture
 from amad.training.terms import Term, attention_terms, needs_teacher
 
 log = logging.getLogger(__name__)
@@ -59,23 +59,32 @@ def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, progress
         "data": _data_sizes(params),
     }
     fp = ckpt.fingerprint({"stage": "teacher", "setup": setup, **stage_params})
-    result = train(
-        model,
-        examples,
-        visual,
-        train_cfg,
-        terms=(Term("task", 1.0),),
-        seed=data_cfg.seed,
-        work_dir=out,
-        run_fingerprint=fp,
-        progress=progress,
-        desc=f"teacher {setup}",
-    )
+    remove_leftovers(out / "model")
+    with keep_finished_history(out, f"model/{META_FILE}"):
+        result = train(
+            model,
+            examples,
+            visual,
+            train_cfg,
+            terms=(Term("task", 1.0),),
+            seed=data_cfg.seed,
+            work_dir=out,
+            run_fingerprint=fp,
+            progress=progress,
+            desc=f"teacher {setup}",
+        )
     if not PartialState().is_main_process:  # other ranks of a multi-GPU launch are done
         return
     _save_model(model, out / "model")
     _attention_example(model, layout, task, data_cfg.scale, visual, out / "attention_example.npz")
-    info = collect(stage_params, data_cfg.seed, setup=setup, steps=result.steps, train_seconds=result.seconds)
+    info = collect(
+        stage_params,
+        data_cfg.seed,
+        setup=setup,
+        steps=result.steps,
+        train_seconds=result.seconds,
+        load_report=model.init_report or {"init": "random"},
+    )
     write_json(out / "run_info.json", info)
     ckpt.clear_state(out / "checkpoint", result.steps)
 
@@ -103,7 +112,8 @@ def run_distill(
     seed_everything(seed)
     student = S.build_student(params, setup, layout, visual, teacher)
     kinds = dcfg.kinds.get(family, ()) if attention_terms(terms) else ()
-    plan = plan_capture(student, teacher, tuple(kinds), dcfg.layer_map)
+    from_teacher = P.student_setup(params, setup).init == "teacher"
+    plan = plan_capture(student, teacher, tuple(kinds), dcfg.layer_map, student_from_teacher=from_teacher)
     stage_params = {
         "method": method,
         "terms": [dataclasses.asdict(t) for t in terms],
@@ -112,20 +122,22 @@ def run_distill(
         "data": _data_sizes(params),
     }
     fp = ckpt.fingerprint({"stage": "distill", "setup": setup, "seed": seed, **stage_params})
-    result = train(
-        student,
-        examples,
-        visual,
-        train_cfg,
-        terms=terms,
-        seed=seed,
-        work_dir=out,
-        run_fingerprint=fp,
-        teacher=teacher if needs_teacher(terms) else None,
-        plan=plan,
-        progress=progress,
-        desc=f"distill {setup} {method} s{seed}",
-    )
+    remove_leftovers(out / "model")
+    with keep_finished_history(out, f"model/{META_FILE}"):
+        result = train(
+            student,
+            examples,
+            visual,
+            train_cfg,
+            terms=terms,
+            seed=seed,
+            work_dir=out,
+            run_fingerprint=fp,
+            teacher=teacher if needs_teacher(terms) else None,
+            plan=plan,
+            progress=progress,
+            desc=f"distill {setup} {method} s{seed}",
+        )
     if not PartialState().is_main_process:
         return
     _save_model(student, out / "model")
@@ -141,6 +153,21 @@ def run_distill(
         final_losses=result.last_parts,
         capture_pairs=[list(p) for p in plan.pairs],
         loss_versions={t.name: getattr(_loss(t.name), "version", None) for t in terms if t.name != "task"},
+        calibrated_weights=result.weights,
+        load_report=student.init_report or {"init": "random"},
+        one_to_one_pairing={
+            t.name: {
+                kind: one_to_one_heads(
+                    t.options.get("teacher_heads", "auto"),
+                    plan.student_heads[kind],
+                    plan.teacher_heads[kind],
+                    from_teacher,
+                )
+                for kind in plan.student_heads
+            }
+            for t in attention_terms(terms)
+            if "teacher_heads" in _loss(t.name).options
+        },
     )
     write_json(out / "run_info.json", info)
     ckpt.clear_state(out / "checkpoint", result.steps)
@@ -174,6 +201,12 @@ def run_evaluate(
         if seed is None:
             raise ConfigError(f"evaluating method {method!r} needs --seed (only --method teacher has none)")
         model = load_model(Path(run_dir) / "model")
+    family, task = parse_setup(setup)
+    if (model.family, model.task) != (family, task):
+        raise ConfigError(
+            f"{run_dir} holds a {model.family} {model.task} model but --setup is {setup!r}: evaluate it with "
+            f"--setup {model.family}-{model.task}, or pass the {setup} run's folder"
+        )
     evaluate_model(
         params,
         model,
@@ -244,7 +277,7 @@ def evaluate_model(
     layout_info = model.attention_layout()
     main_kind = next(iter(layout_info))
     terms = P.method_terms(params, method) if method != P.TEACHER else ()
-    tau = next((t.options.get("tau") for t in terms if "amad" in t.name), None)
+    tau = next((t.options["tau"] for t in terms if t.is_attention and "tau" in t.options), None)
     run = f"{setup}-teacher" if method == P.TEACHER else f"{setup}-{method}-s{seed}"
     info = collect({}, seed)
     record = {
@@ -267,7 +300,9 @@ def evaluate_model(
                 P.teacher_setup(params, setup)[0].size if method == P.TEACHER else P.student_setup(params, setup).size
             ),
         },
-        "distill": {"tau": tau, "loss_terms": {t.name: t.weight for t in terms}} if terms else None,
+        "distill": {"tau": tau, "loss_terms": {t.name: "auto" if t.auto else t.weight for t in terms}}
+        if terms
+        else None,
         "git_sha": info["git"]["sha"],
         "signature": signature,
     }

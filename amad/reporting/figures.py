@@ -118,6 +118,8 @@ def training_curves(histories: dict[str, list[dict[str, pd.Series]]], title: str
                 label = f"{method_label(method)} (n={len(series)})"
                 ax.plot(curve.index, curve.to_numpy(), color=method_color(method), label=label, linewidth=1.2)
         ax.set_title(term, fontsize=9)
+        if term.endswith("grad_ratio"):  # attention / task gradient norms: spans decades when a term swamps
+            ax.set_yscale("log")
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes[len(terms) :]:

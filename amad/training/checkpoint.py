@@ -1,8 +1,14 @@
-"""Resumable training state: written atomically every N steps, ignored when the run's fingerprint differs."""
+"""Resumable training state: written atomically every N steps, ignored when the run's fingerprint differs.
+
+``state.pt`` is the ``torch.save`` payload followed by a trailer (``MAGIC`` + the payload's sha256), written in one
+file and renamed into place, so a torn write or flipped bits are caught on resume (a silent resume to a different
+model is worse than starting over).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -16,6 +22,7 @@ from amad.training.run_info import write_json
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
+MAGIC = b"AMADSHA256"  # precedes the payload's sha256 at the end of state.pt
 DONE_FILE = "finished.json"
 
 
@@ -28,9 +35,28 @@ def fingerprint(config: Any) -> str:
 def save_state(directory: str | Path, state: dict[str, Any]) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
     tmp = directory / f".{STATE_FILE}.tmp-{os.getpid()}"
-    torch.save(state, tmp)
+    with open(tmp, "wb") as fh:
+        fh.write(payload)
+        fh.write(MAGIC + hashlib.sha256(payload).digest())
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, directory / STATE_FILE)
+
+
+def _payload(path: Path) -> bytes:
+    """The checked torch payload of ``path``; raises CheckpointError when the trailer or digest is wrong."""
+    data = path.read_bytes()
+    trailer = len(MAGIC) + 32
+    payload, magic, digest = data[:-trailer], data[-trailer:-32], data[-32:]
+    if len(data) < trailer or magic != MAGIC or hashlib.sha256(payload).digest() != digest:
+        raise CheckpointError(
+            f"resume checkpoint {path} fails its integrity check (a torn write or changed bytes): delete it and rerun"
+        )
+    return payload
 
 
 def load_state(directory: str | Path, expected_fingerprint: str) -> dict[str, Any] | None:
@@ -38,13 +64,14 @@ def load_state(directory: str | Path, expected_fingerprint: str) -> dict[str, An
     path = Path(directory) / STATE_FILE
     if not path.is_file():
         return None
+    payload = _payload(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a torn or foreign file
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+    except Exception as err:  # a foreign file with a valid trailer
         raise CheckpointError(
             f"resume checkpoint {path} is unreadable ({type(err).__name__}): delete it and rerun"
         ) from None
-    if state.get("fingerprint") != expected_fingerprint:
+    if not isinstance(state, dict) or state.get("fingerprint") != expected_fingerprint:
         log.info("ignoring checkpoint %s: it belongs to a run with other params", path)
         return None
     return state

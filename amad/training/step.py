@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import torch
 
@@ -12,7 +13,7 @@ from amad.capture import CaptureSpec
 from amad.capture.mapping import map_layers
 from amad.errors import ConfigError
 from amad.models.base import DistillModel
-from amad.training.terms import LOGIT_TERM, TASK_TERM, Term, attention_terms, needs_teacher
+from amad.training.terms import TASK_TERM, Term, attention_terms, needs_teacher
 from amad.types import AttentionMaps, Batch
 
 AMAD_ALIGNED = ("amad_kl", "amad_l2", "amad_token_kl")
@@ -24,12 +25,16 @@ class CapturePlan:
 
     ``check_rows``: whether captures check that every map row sums to 1. The training loop checks its first step
     and then runs with ``dataclasses.replace(plan, check_rows=False)``.
+    ``student_from_teacher``: the student was initialised from the teacher's layers (``init: teacher``), so its
+    head j holds teacher heads j·r .. j·r + r − 1 (r = Ht/Hs); one-to-one losses then pair head j with teacher
+    head j·r by default (see :func:`one_to_one_heads`).
     """
 
     pairs: tuple[tuple[str, int, int], ...] = ()
     student_heads: dict[str, int] = field(default_factory=dict)
     teacher_heads: dict[str, int] = field(default_factory=dict)
     check_rows: bool = True
+    student_from_teacher: bool = False
 
     @cached_property
     def student_spec(self) -> CaptureSpec | None:
@@ -57,6 +62,7 @@ def plan_capture(
     kinds: tuple[str, ...],
     layer_map: str,
     pairs: list[tuple[int, int]] | None = None,
+    student_from_teacher: bool = False,
 ) -> CapturePlan:
     """Map student layers to teacher layers for every requested attention kind."""
     if teacher is None or not kinds:
@@ -76,17 +82,39 @@ def plan_capture(
         pairs=tuple(triples),
         student_heads={k: s_layout[k][1] for k in kinds},
         teacher_heads={k: t_layout[k][1] for k in kinds},
+        student_from_teacher=student_from_teacher,
     )
 
 
-def _attention_options(term: Term, student_heads: int, teacher_heads: int) -> dict:
+def one_to_one_heads(choice: Any, student_heads: int, teacher_heads: int, from_teacher: bool) -> list[int] | None:
+    """The teacher head π(j) each student head j learns from in a one-to-one loss (None = the identity).
+
+    "first": the first Hs teacher heads (the paper's baseline: the others are left behind). "strided": heads
+    0, r, 2r, ... with r = Ht / Hs, the first of the group each student head is built from under ``init: teacher``.
+    "auto" (the default): the identity for equal counts, "strided" for a student built from the teacher,
+    "first" otherwise. A list gives π explicitly.
+    """
+    if isinstance(choice, (list, tuple)):
+        return [int(i) for i in choice]
+    if choice == "auto":
+        choice = "strided" if from_teacher and teacher_heads % student_heads == 0 else "first"
+    if teacher_heads == student_heads:
+        return None
+    if choice == "strided":
+        if teacher_heads % student_heads:
+            raise ConfigError(
+                f"teacher_heads 'strided' needs the teacher's {teacher_heads} heads to be a multiple of the "
+                f"student's {student_heads}: use 'first' or a list of teacher head indices"
+            )
+        return list(range(0, teacher_heads, teacher_heads // student_heads))
+    return list(range(student_heads))
+
+
+def _attention_options(term: Term, student_heads: int, teacher_heads: int, from_teacher: bool) -> dict:
     options = dict(term.options)
-    if term.name in ("one_to_one_kl", "one_to_one_mse"):
-        choice = options.pop("teacher_heads", "first")
-        if choice == "first":  # the paper's baseline: surplus teacher heads are dropped
-            options["teacher_heads"] = list(range(student_heads)) if teacher_heads != student_heads else None
-        elif choice is not None:
-            options["teacher_heads"] = list(choice)
+    if "teacher_heads" in losses.get(term.name).options:
+        choice = options.pop("teacher_heads", "auto")
+        options["teacher_heads"] = one_to_one_heads(choice, student_heads, teacher_heads, from_teacher)
     return options
 
 
@@ -117,9 +145,9 @@ def distill_step(
             t_out = teacher(batch, capture=plan.teacher_spec if attn_terms else None)
         t_maps = t_out.attentions
         for term in terms:
-            if term.name == LOGIT_TERM:
+            if term.kind == "logit":
                 with _no_autocast(s_out.logits.device.type):
-                    parts[LOGIT_TERM] = losses.logit_kd(
+                    parts[term.name] = losses.get(term.name)(
                         s_out.logits.float(), t_out.logits.float(), mask=s_out.target_mask, **term.options
                     )
     with _no_autocast(s_out.logits.device.type):
@@ -163,7 +191,9 @@ def _attention_parts(
         fn = losses.get(term.name)
         total = 0
         for kind, n_layers, s, t, qm, km in inputs:
-            options = _attention_options(term, plan.student_heads[kind], plan.teacher_heads[kind])
+            options = _attention_options(
+                term, plan.student_heads[kind], plan.teacher_heads[kind], plan.student_from_teacher
+            )
             total = total + n_layers * fn(s, t, query_mask=qm, key_mask=km, **options)
         parts[term.name] = total / len(plan.pairs)  # mean over (kind, layer pair)
 

@@ -73,10 +73,17 @@ def test_row_sums_accept_softmax_zero_rows_and_masked_keys() -> None:
     check_row_sums({("cross", 0): probs, ("cross", 1): probs.half(), ("cross", 2): probs.bfloat16()})
 
 
-@pytest.mark.parametrize("value", [0.5, float("nan"), float("inf")])
-def test_row_sums_reject_unnormalised_rows(value: float) -> None:
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0.5, "captured cross layer 3 attention rows do not sum to 1"),
+        (float("nan"), "captured cross layer 3 attention holds NaN or inf: a non-finite input"),
+        (float("inf"), "captured cross layer 3 attention holds NaN or inf: a non-finite input"),
+    ],
+)
+def test_row_sums_reject_unnormalised_rows(value: float, message: str) -> None:
     good = torch.randn(1, 2, 3, 4).softmax(-1)
     bad = good.clone()
     bad[0, 1, 2, 0] += value
-    with pytest.raises(CaptureError, match="captured cross layer 3 attention rows do not sum to 1"):
+    with pytest.raises(CaptureError, match=message):
         check_row_sums({("encoder_self", 0): good, ("cross", 3): bad})

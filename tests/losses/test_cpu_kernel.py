@@ -92,7 +92,7 @@ def test_float32_amad_losses_match_the_loop_references() -> None:
     s = torch.softmax(torch.randn(2, 2, 3, 5, generator=gen, dtype=torch.float64), -1)
     for loss, ref in ((L.amad_kl, amad_kl_one), (L.amad_token_kl, amad_token_kl_one)):
         want = sum(ref(t[b], s[b], 0.5) for b in range(2)) / 2
-        got = loss(s.float(), t.float(), tau=0.5)
+        got = loss(s.float(), t.float(), tau=0.5, reduction="sum")  # the references sum over heads
         assert got.dtype == torch.float32
         assert got.item() == pytest.approx(want, rel=1e-5)
 
@@ -136,7 +136,7 @@ def test_without_a_compiler_one_log_line_and_the_torch_path(
     with caplog.at_level(logging.WARNING, logger="amad.losses.cpu_kernel"):
         assert cpu_kernel.status().startswith("unavailable: no C compiler")
         assert not caplog.records  # run_info asks every stage; only a loss that falls back says so
-        first = L.amad_kl(s.view(2, 2, 3, 4), t.view(2, 4, 3, 4))
+        first = L.amad_kl(s.view(2, 2, 3, 4), t.view(2, 4, 3, 4), reduction="sum")
         L.amad_kl(s.view(2, 2, 3, 4), t.view(2, 4, 3, 4))
     assert cpu_kernel.status().startswith("unavailable: no C compiler")
     assert [r.getMessage() for r in caplog.records] == [

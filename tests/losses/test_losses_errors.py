@@ -78,22 +78,27 @@ def test_logit_kd_errors() -> None:
     assert "floating-point" in error_of(L.logit_kd, z.long(), z.long())
 
 
-def test_registry_names_versions_and_near_matches() -> None:
+def test_registry_names_versions_and_contracts() -> None:
     expected = {
-        "alignment": L.alignment,
-        "amad_kl": L.amad_kl,
-        "amad_l2": L.amad_l2,
-        "amad_token_kl": L.amad_token_kl,
-        "amad_projected": L.AmadProjected,
-        "one_to_one_kl": L.one_to_one_kl,
-        "one_to_one_mse": L.one_to_one_mse,
-        "head_mean_kl": L.head_mean_kl,
-        "logit_kd": L.logit_kd,
+        "amad_kl": (L.amad_kl, "attention", "teacher"),
+        "amad_l2": (L.amad_l2, "attention", "teacher"),
+        "amad_token_kl": (L.amad_token_kl, "attention", "teacher"),
+        "one_to_one_kl": (L.one_to_one_kl, "attention", "student"),
+        "one_to_one_mse": (L.one_to_one_mse, "attention", "student"),
+        "head_mean_kl": (L.head_mean_kl, "attention", "student"),
+        "logit_kd": (L.logit_kd, "logit", None),
     }
-    assert L.LOSSES.names() == sorted(expected)
-    for name, obj in expected.items():
+    assert set(expected) <= set(L.LOSSES.names())
+    for name, (obj, kind, heads) in expected.items():
         assert L.get(name) is obj
         assert isinstance(obj.version, int) and obj.version >= 1
+        assert (obj.kind, obj.heads) == (kind, heads)
+        assert "student" not in obj.options and "query_mask" not in obj.options
+    assert L.amad_kl.options == ("tau", "detach_alignment", "reduction")
+    assert L.one_to_one_kl.options == ("teacher_heads", "reduction")
+    # Helpers are exported but are not losses a method can name.
+    for helper in ("alignment", "amad_projected"):
+        assert helper not in L.LOSSES
     with pytest.raises(UnknownNameError) as info:
         L.get("amad_kll")
     assert isinstance(info.value, KeyError)

@@ -48,23 +48,37 @@ def per_sample_mean(ref, t: torch.Tensor, s: torch.Tensor, *args) -> float:
     return sum(vals) / len(vals)
 
 
+# The loop references are the paper's sums over heads, so the losses are called with reduction="sum" here.
+SUM = {"reduction": "sum"}
 CASES = {
-    "amad_kl": (lambda s, t, **m: L.amad_kl(s, t, tau=0.5, **m), lambda t, s: per_sample_mean(amad_kl_one, t, s, 0.5)),
-    "amad_l2": (lambda s, t, **m: L.amad_l2(s, t, tau=0.5, **m), lambda t, s: per_sample_mean(amad_l2_one, t, s, 0.5)),
+    "amad_kl": (
+        lambda s, t, **m: L.amad_kl(s, t, tau=0.5, **SUM, **m),
+        lambda t, s: per_sample_mean(amad_kl_one, t, s, 0.5),
+    ),
+    "amad_l2": (
+        lambda s, t, **m: L.amad_l2(s, t, tau=0.5, **SUM, **m),
+        lambda t, s: per_sample_mean(amad_l2_one, t, s, 0.5),
+    ),
     "amad_token_kl": (
-        lambda s, t, **m: L.amad_token_kl(s, t, tau=0.5, **m),
+        lambda s, t, **m: L.amad_token_kl(s, t, tau=0.5, **SUM, **m),
         lambda t, s: per_sample_mean(amad_token_kl_one, t, s, 0.5),
     ),
     "one_to_one_kl": (
-        lambda s, t, **m: L.one_to_one_kl(s, t, teacher_heads=[3, 1], **m),
+        lambda s, t, **m: L.one_to_one_kl(s, t, teacher_heads=[3, 1], **SUM, **m),
         lambda t, s: per_sample_mean(one_to_one_kl_one, t, s, [3, 1]),
     ),
     "one_to_one_mse": (
-        lambda s, t, **m: L.one_to_one_mse(s, t, teacher_heads=[3, 1], **m),
+        lambda s, t, **m: L.one_to_one_mse(s, t, teacher_heads=[3, 1], **SUM, **m),
         lambda t, s: per_sample_mean(one_to_one_mse_one, t, s, [3, 1]),
     ),
-    "head_mean_kl": (L.head_mean_kl, lambda t, s: per_sample_mean(head_mean_kl_one, t, s)),
+    "head_mean_kl": (
+        lambda s, t, **m: L.head_mean_kl(s, t, **SUM, **m),
+        lambda t, s: per_sample_mean(head_mean_kl_one, t, s),
+    ),
 }
+# Which heads each loss sums over: reduction="per_head" divides by this count (HT teacher or HS student heads).
+SUMMED_HEADS = {"amad_kl": HT, "amad_l2": HT, "amad_token_kl": HT, "one_to_one_kl": HS, "one_to_one_mse": HS}
+SUMMED_HEADS["head_mean_kl"] = HS
 
 # Stored values (float64, masked case above); a change here means the maths changed: bump the loss's version.
 LITERALS = {
@@ -90,6 +104,26 @@ def test_literal_golden_values(name: str) -> None:
     loss, _ = CASES[name]
     got = loss(S, T, query_mask=QUERY_MASK, key_mask=KEY_MASK)
     assert got.item() == pytest.approx(LITERALS[name], rel=1e-8)
+
+
+PER_HEAD_OPTIONS = {
+    "amad_kl": {"tau": 0.5},
+    "amad_l2": {"tau": 0.5},
+    "amad_token_kl": {"tau": 0.5},
+    "one_to_one_kl": {"teacher_heads": [3, 1]},
+    "one_to_one_mse": {"teacher_heads": [3, 1]},
+    "head_mean_kl": {},
+}
+
+
+@pytest.mark.parametrize("name", sorted(LITERALS))
+def test_per_head_is_the_default_and_divides_the_sum_by_the_summed_heads(name: str) -> None:
+    loss = L.get(name)
+    masks = {"query_mask": QUERY_MASK, "key_mask": KEY_MASK}
+    default = loss(S, T, **PER_HEAD_OPTIONS[name], **masks)
+    per_head = loss(S, T, **PER_HEAD_OPTIONS[name], reduction="per_head", **masks)
+    assert default.item() == per_head.item()
+    assert per_head.item() == pytest.approx(LITERALS[name] / SUMMED_HEADS[name], rel=1e-8)
 
 
 def test_alignment_matches_reference_and_rows_sum_to_one() -> None:

@@ -134,7 +134,7 @@ def test_amad_projected_identity_start_and_gradcheck() -> None:
     qm = torch.tensor([[True, True], [True, False]])
     module = L.AmadProjected(6, tau=0.5).double()
     assert module.weight.shape == (6, 6) and module.bias.shape == (6,)
-    torch.testing.assert_close(module(s, t, query_mask=qm), L.amad_kl(s, t, query_mask=qm, tau=0.5))
+    torch.testing.assert_close(module(s, t, query_mask=qm), L.amad_kl(s, t, query_mask=qm, tau=0.5, reduction="sum"))
     with torch.no_grad():
         module.weight.add_(0.1 * torch.randn(6, 6, generator=torch.Generator().manual_seed(19), dtype=torch.float64))
         module.bias.fill_(0.01)
@@ -203,7 +203,7 @@ def plain_amad(s: torch.Tensor, t: torch.Tensor, tau: float, detach: bool, varia
 def test_fused_backward_matches_plain_autograd(variant: str, detach: bool) -> None:
     loss = {"kl": L.amad_kl, "l2": L.amad_l2, "token": L.amad_token_kl}[variant]
     s, t = maps(3, 3, 4, 5, 23).requires_grad_(True), maps(3, 5, 4, 5, 24)
-    fused = loss(s, t, tau=0.4, detach_alignment=detach)
+    fused = loss(s, t, tau=0.4, detach_alignment=detach, reduction="sum")  # plain_amad is the sum over heads
     (g_fused,) = torch.autograd.grad(fused, s)
     plain = plain_amad(s, t, 0.4, detach, variant)
     (g_plain,) = torch.autograd.grad(plain, s)

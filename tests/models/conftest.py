@@ -47,3 +47,11 @@ def caption_examples() -> list[Example]:
         Example("c2", "2", "", "two blue shapes on the left", ["two blue shapes on the left"]),
         Example("c3", "3", "", "a green triangle", ["a green triangle"]),
     ]
+
+
+@pytest.fixture(scope="session")
+def big_tokenizer() -> PreTrainedTokenizerFast:
+    """The ``tokenizer`` fixture's tokens plus two more at the end (as BLIP adds [DEC] and [ENC] to BERT's)."""
+    from tiny_fixtures import WORDS
+
+    return make_tokenizer([*WORDS, "extra1", "extra2"])

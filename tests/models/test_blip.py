@@ -25,7 +25,7 @@ def _examples(request, task):
     return request.getfixturevalue(f"{task}_examples")
 
 
-def _overfit(model, batch, steps: int = 40):
+def _overfit(model, batch, steps: int = 80):
     """Train on one batch until it is memorised (deterministic: seeded init, no dropout)."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()

@@ -76,38 +76,67 @@ def test_missing_and_misshaped_weights_are_rejected(tmp_path, tokenizer):
         BlipModel.from_pretrained(str(folder))
 
 
-def test_other_task_checkpoint_is_rejected_but_can_initialise(tmp_path, tokenizer):
-    caption, folder = _hf_folder(tmp_path, tokenizer, "caption")
+def test_other_task_checkpoint_is_refused(tmp_path, tokenizer):
+    _, folder = _hf_folder(tmp_path, tokenizer, "caption")
     from amad.models.blip_checkpoint import load_hf_blip
 
     with pytest.raises(CheckpointError, match="is a BLIP caption checkpoint but task 'vqa'"):
         load_hf_blip(str(folder), "vqa")
-    student = build_model("blip", "vqa", "blip-smoke-teacher", tokenizer, init="pretrained", init_from=str(folder))
-    report = student.init_report
-    # vision tower and answer decoder match by name; the question encoder does not exist in a caption model
-    assert report["copied"] > 0 and report["not_in_source"] > 0 and report["shape_mismatch"] == 0
-    for name, value in caption.model.state_dict().items():
-        if name.startswith(("vision_model.", "text_decoder.")):
-            assert torch.equal(student.model.state_dict()[name], value), name
+    # A caption checkpoint has no question encoder: a VQA model cannot be filled from it, and nothing stays random
+    with pytest.raises(CheckpointError, match=r"could not copy \d+ tensor\(s\).*text_encoder\..* missing") as err:
+        build_model("blip", "vqa", "blip-smoke-teacher", tokenizer, init="pretrained", init_from=str(folder))
+    assert "\n" not in str(err.value)
 
 
-def test_pretrained_init_copies_only_matching_shapes(tmp_path, tokenizer):
+def test_pretrained_init_is_strict_and_reported(tmp_path, tokenizer):
     source = build_model("blip", "caption", "blip-smoke-teacher", tokenizer, seed=5)
     source.save_pretrained(str(tmp_path / "src"))
     student = build_model(
-        "blip", "caption", _size(intermediate_size=48), tokenizer, init="pretrained", init_from=str(tmp_path / "src")
+        "blip", "caption", "blip-smoke-teacher", tokenizer, init="pretrained", init_from=str(tmp_path / "src")
     )
-    state, src = student.model.state_dict(), source.model.state_dict()
-    assert student.init_report["shape_mismatch"] == 6  # 2 layers x (intermediate weight, bias; output weight)
-    assert torch.equal(
-        state["vision_model.encoder.layers.1.mlp.fc1.weight"], src["vision_model.encoder.layers.1.mlp.fc1.weight"]
-    )
-    assert not torch.equal(
-        state["text_decoder.bert.encoder.layer.0.output.dense.weight"][:, :48],
-        src["text_decoder.bert.encoder.layer.0.output.dense.weight"][:, :48],
-    )
+    report = student.init_report
+    assert report["copied"] > 0 and report["refused"] == [] and report["allowed_missing"] == []
+    assert report["grown_rows"] == [] and report["unused"] == 0
+    for name, value in source.model.state_dict().items():
+        assert torch.equal(student.model.state_dict()[name], value), name
+    with pytest.raises(CheckpointError, match=r"could not copy 6 tensor\(s\).*intermediate\.dense\.weight \(64, 32\)"):
+        build_model(
+            "blip",
+            "caption",
+            _size(intermediate_size=48),
+            tokenizer,
+            init="pretrained",
+            init_from=str(tmp_path / "src"),
+        )
     with pytest.raises(ConfigError, match="init='pretrained' needs init_from"):
         build_model("blip", "caption", "blip-smoke-student", tokenizer, init="pretrained")
+
+
+def test_pretrained_init_refuses_fewer_vocabulary_rows_and_other_image_sizes(tmp_path, tokenizer, big_tokenizer):
+    source = build_model("blip", "caption", "blip-smoke-teacher", big_tokenizer, seed=5)
+    source.save_pretrained(str(tmp_path / "src"))
+    # The example: a tokenizer two rows short of the checkpoint's (30,522 against 30,524)
+    with pytest.raises(CheckpointError, match=r"word_embeddings\.weight \(37, 32\) vs model \(35, 32\)"):
+        build_model(
+            "blip", "caption", "blip-smoke-teacher", tokenizer, init="pretrained", init_from=str(tmp_path / "src")
+        )
+    # features.image_size 480 against 384-pixel position embeddings (here 48 against 32)
+    size = _size()
+    size["vision"]["image_size"] = 48
+    with pytest.raises(CheckpointError, match=r"position_embedding \(1, 5, 32\) vs model \(1, 10, 32\)"):
+        build_model("blip", "caption", size, big_tokenizer, init="pretrained", init_from=str(tmp_path / "src"))
+
+
+def test_pretrained_init_grows_vocabulary_rows_and_says_so(tmp_path, tokenizer, big_tokenizer):
+    source = build_model("blip", "caption", "blip-smoke-teacher", tokenizer, seed=5)
+    source.save_pretrained(str(tmp_path / "src"))
+    student = build_model(
+        "blip", "caption", "blip-smoke-teacher", big_tokenizer, init="pretrained", init_from=str(tmp_path / "src")
+    )
+    grown = student.init_report["grown_rows"]
+    assert any(g.startswith("text_decoder.bert.embeddings.word_embeddings.weight[35:37]") for g in grown), grown
+    emb = student.model.state_dict()["text_decoder.bert.embeddings.word_embeddings.weight"]
+    assert torch.equal(emb[:35], source.model.state_dict()["text_decoder.bert.embeddings.word_embeddings.weight"])
 
 
 @pytest.mark.parametrize("task", ["vqa", "caption"])
@@ -135,27 +164,24 @@ def test_teacher_init_copies_paired_layers(tokenizer, task):
     assert torch.equal(
         s["vision_model.embeddings.patch_embedding.weight"], t["vision_model.embeddings.patch_embedding.weight"]
     )
-    assert student.init_report["shape_mismatch"] == 0 and student.init_report["not_in_source"] == 0
+    assert student.init_report["refused"] == [] and student.init_report["copied"] > 0
     uniform = build_model("blip", task, "blip-smoke-student", tokenizer, init="teacher", teacher=teacher)
     key = "vision_model.encoder.layers.0.self_attn.qkv.weight"
     assert torch.equal(uniform.model.state_dict()[key], t[key.replace("layers.0", "layers.2")])  # uniform 3 -> 1: 2
 
 
-def test_teacher_init_skips_towers_of_another_width(tokenizer):
+def test_teacher_init_refuses_a_student_of_another_width(tokenizer):
     teacher = build_model("blip", "caption", "blip-smoke-teacher", tokenizer, seed=1)
-    student = build_model(
-        "blip",
-        "caption",
-        _size("blip-smoke-student", hidden_size=16, num_attention_heads=2),
-        tokenizer,
-        init="teacher",
-        teacher=teacher,
-    )
-    s, t = student.model.state_dict(), teacher.model.state_dict()
-    assert torch.equal(
-        s["vision_model.encoder.layers.0.self_attn.qkv.weight"], t["vision_model.encoder.layers.1.self_attn.qkv.weight"]
-    )
-    assert student.init_report["shape_mismatch"] > 0
+    with pytest.raises(CheckpointError, match="init 'teacher' needs the teacher's widths") as err:
+        build_model(
+            "blip",
+            "caption",
+            _size("blip-smoke-student", hidden_size=16, num_attention_heads=2),
+            tokenizer,
+            init="teacher",
+            teacher=teacher,
+        )
+    assert "\n" not in str(err.value)
 
 
 def test_teacher_init_errors(tokenizer):

@@ -46,3 +46,33 @@ def test_check_compatible(tokenizer, tokenizer_factory):
         check_compatible(teacher, build_model("blip", "vqa", "blip-smoke-student", other))
     with pytest.raises(ConfigError, match="teacher task 'vqa' differs from student task 'caption'"):
         check_compatible(teacher, build_model("blip", "caption", "blip-smoke-student", tokenizer))
+
+
+def _attention_parameters(model) -> int:
+    names = (".q.", ".k.", ".v.", ".o.", "qkv", "projection", ".query.", ".key.", ".value.", "attention.output.dense")
+    return sum(p.numel() for n, p in model.named_parameters() if any(k in n for k in names))
+
+
+@pytest.mark.parametrize(("family", "size"), [("vlt5", "vlt5-tiny-teacher"), ("blip", "blip-tiny-teacher")])
+def test_changing_the_head_count_changes_only_the_head_count(family, size, tokenizer):
+    from amad.pipeline.setups import fit_size
+
+    counts, depths = {}, set()
+    for heads in (2, 4, 8):
+        resolved = fit_size(size, family, None, heads=heads)
+        model = build_model(family, "caption", resolved, tokenizer, seed=0)
+        counts[heads] = _attention_parameters(model.model)
+        layout = model.attention_layout()
+        depths.add(tuple(layers for layers, _ in layout.values()))
+        assert {h for _, h in layout.values()} == {heads}
+    assert len(set(counts.values())) == 1, counts  # same attention width and parameters at 2, 4 and 8 heads
+    assert len(depths) == 1  # and the same depth
+    shallow = build_model(family, "caption", fit_size(size, family, None, layers=1), tokenizer)
+    assert {layers for layers, _ in shallow.attention_layout().values()} == {1}
+
+
+def test_a_head_count_that_does_not_divide_the_width_is_a_config_error():
+    from amad.pipeline.setups import fit_size
+
+    with pytest.raises(ConfigError, match=r"heads 3 does not divide the attention width 128"):
+        fit_size("vlt5-tiny-teacher", "vlt5", None, heads=3)

@@ -182,3 +182,28 @@ def test_hf_folder_of_another_family_or_width(tmp_path):
         load_hf_t5(tiny(), folder)
     with pytest.raises(CheckpointError, match=r"cannot load Hugging Face T5 checkpoint"):
         load_hf_t5(tiny(), str(tmp_path / "missing"))
+
+
+def test_hf_t5_load_report_lists_what_kept_its_initialisation(tmp_path):
+    folder, _ = save_t5(tmp_path)
+    report = load_hf_t5(tiny(), folder).to_json()
+    assert report["refused"] == [] and report["copied"] > 0 and report["unused"] == 0
+    assert report["grown_rows"] == ["shared.weight[50:60]"]  # the box-order rows after T5's vocabulary
+    assert report["allowed_missing"] and all(
+        n.startswith("encoder.visual_embedding.") for n in report["allowed_missing"]
+    )
+
+
+def test_hf_t5_with_more_rows_or_layers_than_the_model_is_refused(tmp_path):
+    folder, _ = save_t5(tmp_path, vocab=70)
+    with pytest.raises(CheckpointError, match="70-row vocabulary but the model only 60 rows") as err:
+        load_hf_t5(tiny(), folder)
+    assert "\n" not in str(err.value)
+    folder, _ = save_t5(tmp_path, num_layers=3)
+    with pytest.raises(CheckpointError, match=r"could not copy .*encoder\.block\.2\..* has no place in the model"):
+        load_hf_t5(tiny(), folder)
+
+
+def test_epoch30_load_reports_every_tensor_copied(tmp_path):
+    report = load_vlt5_epoch30(tiny(seed=1), released_layout(tiny(seed=0).state_dict())).to_json()
+    assert report["copied"] > 0 and report["refused"] == report["allowed_missing"] == report["grown_rows"] == []

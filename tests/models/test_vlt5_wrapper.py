@@ -235,3 +235,21 @@ def test_vocabulary_rows_reserve_the_box_order_rows():
     assert vocab_rows(vlt5_like, TINY) == len(vlt5_like)
     with pytest.raises(ConfigError, match=r"reserves 2 box-order rows .* n_boxes is 5: set vocab_rows to at least"):
         vocab_rows(tok, dict(TINY, vocab_rows=len(tok) + 2))
+
+
+def test_teacher_init_with_fewer_heads_groups_teacher_heads_and_sums_their_bias():
+    from tiny_fixtures import make_tokenizer
+
+    from amad.models import build_model
+    from amad.pipeline.setups import fit_size
+
+    tok = make_tokenizer()
+    teacher = build_model("vlt5", "caption", "vlt5-smoke-teacher", tok, seed=0)  # 4 heads x d_kv 8
+    size = fit_size("vlt5-smoke-teacher", "vlt5", None, heads=2)  # 2 heads x d_kv 16, same width and depth
+    student = build_model("vlt5", "caption", size, tok, init="teacher", teacher=teacher)
+    assert student.init_report["refused"] == []
+    t, s = teacher.model.state_dict(), student.model.state_dict()
+    key = "encoder.block.1.layer.0.SelfAttention.q.weight"
+    assert torch.equal(s[key], t[key])  # whole matrices: student head j holds teacher heads 2j, 2j+1
+    bias = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
+    torch.testing.assert_close(s[bias], t[bias].view(-1, 2, 2).sum(-1))

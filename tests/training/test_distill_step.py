@@ -7,8 +7,8 @@ from tiny_fixtures import TINY_VLT5, FakeFeatures, make_tokenizer
 from amad import losses
 from amad.errors import ConfigError, UnknownNameError
 from amad.models import build_model
-from amad.training.step import alignment_stats, distill_step, plan_capture
-from amad.training.terms import combine, parse_method
+from amad.training.step import alignment_stats, distill_step, one_to_one_heads, plan_capture
+from amad.training.terms import Term, parse_method
 from amad.types import Example
 
 EXAMPLES = [
@@ -30,21 +30,64 @@ def _pair(student_heads=2):
 
 def test_parse_method_weights_and_options():
     terms = parse_method("amad", {"task": 1.0, "logit_kd": {"weight": 0.5, "temperature": 2.0}, "amad_kl": 2})
-    assert [(t.name, t.weight, t.options) for t in terms] == [
-        ("task", 1.0, {}),
-        ("logit_kd", 0.5, {"temperature": 2.0}),
-        ("amad_kl", 2.0, {}),
+    assert [(t.name, t.weight, t.options, t.auto) for t in terms] == [
+        ("task", 1.0, {}, False),
+        ("logit_kd", 0.5, {"temperature": 2.0}, False),
+        ("amad_kl", 2.0, {}, False),
     ]
+    assert [t.kind for t in terms] == ["task", "logit", "attention"]
     with pytest.raises(UnknownNameError, match="did you mean 'amad_kl'"):
         parse_method("x", {"amad_kll": 1.0})
     with pytest.raises(ConfigError, match="needs a weight"):
         parse_method("x", {"amad_kl": {"tau": 1.0}})
 
 
-def test_combine_is_the_weighted_sum():
-    terms = parse_method("m", {"task": 1.0, "logit_kd": 0.5})
-    parts = {"task": torch.tensor(2.0), "logit_kd": torch.tensor(4.0)}
-    assert combine(parts, terms).item() == pytest.approx(4.0)
+def test_auto_weights_and_ratio_parse_for_attention_terms_only():
+    (_, amad) = parse_method("m", {"task": 1.0, "amad_kl": {"weight": "auto", "ratio": 0.5, "tau": 0.1}})
+    assert amad.auto and amad.ratio == 0.5 and amad.options == {"tau": 0.1}
+    with pytest.raises(ConfigError, match="balances attention terms only"):
+        parse_method("m", {"task": 1.0, "logit_kd": {"weight": "auto"}})
+    with pytest.raises(ConfigError, match="ratio only applies with weight: auto"):
+        parse_method("m", {"task": 1.0, "amad_kl": {"weight": 1.0, "ratio": 2.0}})
+    with pytest.raises(ConfigError, match="ratio must be > 0"):
+        parse_method("m", {"task": 1.0, "amad_kl": {"weight": "auto", "ratio": 0}})
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"amad_kl": {"weight": 1.0, "tua": 1.0}},
+            r"unknown option distill\.methods\.m\.amad_kl\.tua \(did you mean 'tau'",
+        ),
+        ({"amad_kl": {"weight": 1.0, "tau": "abc"}}, r"amad_kl\.tau must be a finite number, got 'abc'"),
+        ({"amad_kl": {"weight": 1.0, "tau": 0}}, "tau must be > 0"),
+        ({"amad_kl": {"weight": 1.0, "reduction": "mean"}}, "reduction must be 'per_head'"),
+        ({"amad_kl": {"weight": "abc"}}, "weight must be a finite number"),
+        ({"amad_kl": {"weight": float("nan")}}, "weight must be a finite number"),
+        ({"logit_kd": {"weight": 1.0, "temperature": 0}}, "must be > 0"),
+        ({"one_to_one_kl": {"weight": 1.0, "teacher_heads": "last"}}, "teacher_heads must be first, strided, auto"),
+    ],
+)
+def test_bad_options_fail_at_parse_time(spec, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        parse_method("m", {"task": 1.0, **spec})
+    assert "\n" not in str(err.value)
+
+
+def test_yaml_1_1_numbers_written_as_strings_are_accepted():
+    (_, term) = parse_method("m", {"task": 1.0, "amad_kl": {"weight": "1e-3", "tau": "5e-1"}})
+    assert term.weight == 0.001 and term.options["tau"] == 0.5
+
+
+def test_one_to_one_pairings():
+    assert one_to_one_heads("auto", 4, 4, from_teacher=False) is None  # identity
+    assert one_to_one_heads("auto", 4, 8, from_teacher=False) == [0, 1, 2, 3]  # the paper's "first Hs"
+    assert one_to_one_heads("auto", 4, 8, from_teacher=True) == [0, 2, 4, 6]  # the groups init: teacher built
+    assert one_to_one_heads("strided", 2, 8, from_teacher=False) == [0, 4]
+    assert one_to_one_heads([7, 1], 2, 8, from_teacher=False) == [7, 1]
+    with pytest.raises(ConfigError, match="multiple of the student's 3"):
+        one_to_one_heads("strided", 3, 8, from_teacher=False)
 
 
 def test_plan_maps_every_kind_uniformly():
@@ -72,8 +115,9 @@ def test_step_parts_and_gradients(method):
     result = distill_step(student, teacher, batch, terms, plan)
     assert set(result.parts) == {t.name for t in terms}
     assert all(torch.isfinite(v) for v in result.parts.values())
-    expected = sum(t.weight * result.parts[t.name] for t in terms)
-    assert torch.allclose(result.total, expected)
+    # The total weighs each term as a step that computes that term alone would (weight 1 there).
+    alone = [distill_step(student, teacher, batch, (Term(t.name, 1.0, t.options),), plan).total for t in terms]
+    assert torch.allclose(result.total, sum(t.weight * a for t, a in zip(terms, alone)))
     result.total.backward()
     assert all(p.grad is not None for p in student.parameters() if p.requires_grad and p.dim() > 1)
     assert all(p.grad is None for p in teacher.parameters())
@@ -150,7 +194,7 @@ def test_layers_scored_together_equal_the_mean_over_layers(monkeypatch, term):
     sm, tm = result.student_maps, result.teacher_maps
     direct = []
     for k, s, t in plan.pairs:
-        options = step_module._attention_options(terms[1], plan.student_heads[k], plan.teacher_heads[k])
+        options = step_module._attention_options(terms[1], plan.student_heads[k], plan.teacher_heads[k], False)
         maps = (sm.probs[(k, s)], tm.probs[(k, t)])
         direct.append(losses.get(term)(*maps, query_mask=sm.query_mask.get(k), key_mask=sm.key_mask.get(k), **options))
     torch.testing.assert_close(v_alone, torch.stack(direct).mean().detach(), rtol=1e-6, atol=1e-7)
