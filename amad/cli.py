@@ -20,12 +20,20 @@ def setup_logging() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line, ``error: <what> (<fix>)``, exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def run_parser(description: str | None, *, teacher: bool = False) -> argparse.ArgumentParser:
     """Arguments shared by the per-run stages (distill, evaluate): --setup, --method, --seed, --data.
 
     ``teacher``: also accept ``--method teacher``, which takes no --seed.
     """
-    parser = argparse.ArgumentParser(description=description)
+    parser = OneLineParser(description=description)
     parser.add_argument("--setup", required=True, help="family-task pair, e.g. vlt5-vqa")
     method_help = "a method under distill.methods" + (", or teacher" if teacher else "")
     parser.add_argument("--method", required=True, help=method_help)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -60,8 +61,15 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         key_t, val_t = args if args else (Any, Any)
         return {_coerce(k, key_t, where): _coerce(v, val_t, f"{where}.{k}") for k, v in value.items()}
     if annotation is float:
+        if isinstance(value, str):  # YAML 1.1 (PyYAML) reads a hand-written 1e-3 as the string "1e-3"
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where} must be a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -122,8 +130,21 @@ class TrainConfig:
         if value not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"mixed_precision must be fp32, bf16 or fp16, got {self.mixed_precision!r}")
         object.__setattr__(self, "mixed_precision", value)
-        if self.batch_size < 1 or self.grad_accum < 1 or self.epochs < 1:
-            raise ConfigError("epochs, batch_size and grad_accum must be >= 1")
+        at_least_one = ("epochs", "batch_size", "grad_accum", "checkpoint_every", "log_every")
+        for key in at_least_one:
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"train.max_steps must be >= 1 (or null for the epochs' steps), got {self.max_steps}")
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        ranges = {"warmup": (0.0, 1.0), "label_smoothing": (0.0, 1.0)}
+        for key, (low, high) in ranges.items():
+            if not low <= getattr(self, key) < high:
+                raise ConfigError(f"train.{key} must be in [{low}, {high}), got {getattr(self, key)}")
+        for key in ("clip", "weight_decay"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"train.{key} must be >= 0 (0 turns it off), got {getattr(self, key)}")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:

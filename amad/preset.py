@@ -5,12 +5,10 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
-import yaml
-
+from amad.cli import OneLineParser
 from amad.config import PRESETS, check_preset, load_params
 from amad.pipeline.params import validate_all
 
@@ -29,11 +27,11 @@ def use(name: str, params_path: Path = Path("params.yaml"), preset_dir: Path = P
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", nargs="?", help=f"one of {', '.join(PRESETS)}")
     args = parser.parse_args()
     if args.name is None:
-        active = yaml.safe_load(Path("params.yaml").read_text()).get("preset")
+        active = load_params(Path("params.yaml")).get("preset")
         print(f"active preset: {active} (available: {', '.join(PRESETS)})")
         return
     use(args.name)

@@ -1,15 +1,13 @@
 """DVC stage: paper-style tables, the cost table, plots and reports/summary.json from all eval results."""
 
-import argparse
-
-from amad.cli import run_stage
+from amad.cli import OneLineParser, run_stage
 from amad.config import load_params, section
 from amad.pipeline.params import validate_all
 from amad.reporting import build_report
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = OneLineParser(description=__doc__)
     parser.add_argument("--results", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--published", required=True, help="hand-filled paper numbers (reports/published.yaml)")

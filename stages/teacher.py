@@ -1,14 +1,12 @@
 """DVC stage: train (mini) or fine-tune (paper) the teacher of one family-task setup (evaluate_teacher scores it)."""
 
-import argparse
-
-from amad.cli import run_stage
+from amad.cli import OneLineParser, run_stage
 from amad.config import load_params
 from amad.pipeline.train_stages import run_teacher
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = OneLineParser(description=__doc__)
     parser.add_argument("--setup", required=True, help="family-task, e.g. vlt5-vqa")
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True, help="teacher folder (model/, dvclive/, run_info.json)")

@@ -1,0 +1,80 @@
+"""A battery of bad inputs and faults driven through the real stage entry points, in-process (issue 13).
+
+Every case must: exit non-zero; print exactly one line that begins ``error:``; show no traceback; write no model;
+and leave every earlier output byte-identical. The workspace (smoke data, two teachers, one finished student and
+its evaluation) is built once per module; each case edits a copy of what it breaks and restores params.yaml.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from reliability_support import CASES, Workspace
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Workspace:
+    return Workspace.build(tmp_path_factory.mktemp("reliability"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_gives_one_error_line_and_changes_nothing(ws: Workspace, case, capfd) -> None:
+    before = ws.snapshot()
+    with ws.case(case.params) as out:
+        if case.prepare is not None:
+            case.prepare(ws, out)
+        code, stderr = ws.run(case.command(ws, out), capfd)
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert code != 0, f"{case.name}: exit 0\n{stderr[-2000:]}"
+    assert "Traceback" not in stderr, f"{case.name}: traceback\n{stderr[-3000:]}"
+    assert len(errors) == 1, f"{case.name}: {len(errors)} error lines\n{stderr[-2000:]}"
+    assert case.expect in errors[0], f"{case.name}: {errors[0]!r} lacks {case.expect!r}"
+    assert not (out / "model").exists(), f"{case.name} wrote a model"
+    assert ws.snapshot() == before, f"{case.name} changed an earlier output"
+
+
+def test_yaml_1_1_numbers_are_accepted_where_a_number_is_expected(ws: Workspace, capfd) -> None:
+    text = ws.params_text.replace("lr: 0.001", "lr: 1e-3")
+    assert text != ws.params_text and isinstance(yaml.safe_load(text)["distill"]["train"]["lr"], str)
+    out = ws.scratch("yaml11")
+    with ws.case(text):
+        code, stderr = ws.run(ws.distill_cmd(out), capfd)
+    assert code == 0, stderr[-2000:]
+
+
+def test_a_killed_save_leaves_a_temporary_folder_that_the_next_run_removes(ws: Workspace, capfd) -> None:
+    out = ws.scratch("leftover")
+    shutil.copytree(ws.student, out)
+    shutil.rmtree(out / "model")
+    leftover = out / ".model.tmp-99999"
+    shutil.copytree(ws.student / "model", leftover)
+    code, _ = ws.run(ws.distill_cmd(out), capfd)
+    assert code == 0 and not leftover.exists() and (out / "model" / "amad_model.json").exists()
+
+
+def test_a_failed_rerun_into_a_finished_run_keeps_its_history(ws: Workspace, capfd) -> None:
+    out = ws.scratch("finished")
+    shutil.copytree(ws.student, out)
+    before = {p.relative_to(out): p.read_bytes() for p in (out / "dvclive").rglob("*") if p.is_file()}
+    data = ws.scratch("nan-data")
+    shutil.copytree(ws.data, data)
+    features = data / "features" / "vqa.h5"
+    with h5py.File(features, "r+") as fh:  # every region feature NaN: the first step's loss is not finite
+        for key in fh:
+            if isinstance(fh[key], h5py.Group) and "features" in fh[key]:
+                fh[key]["features"][...] = np.nan
+    code, stderr = ws.run(ws.distill_cmd(out, data=data), capfd)
+    assert code == 2 and "error:" in stderr
+    after = {p.relative_to(out): p.read_bytes() for p in (out / "dvclive").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_the_battery_has_thirty_distinct_cases() -> None:
+    names = [c.name for c in CASES]
+    assert len(names) == len(set(names)) and len(names) >= 30
