@@ -6,7 +6,6 @@ Unknown keys, missing keys and wrong types are one-line ConfigErrors with near m
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import types
 import typing
@@ -17,6 +16,7 @@ from typing import Any, TypeVar
 import yaml
 
 from amad.errors import ConfigError
+from amad.registry import did_you_mean as _near
 
 T = TypeVar("T")
 
@@ -24,11 +24,6 @@ PRESETS = ("mini", "paper", "smoke")
 TASKS = ("vqa", "caption", "translation")
 FAMILY_TASKS = {"vlt5": ("vqa", "caption", "translation"), "blip": ("vqa", "caption")}
 BUILTIN_METHODS = ("none", "logit", "one_to_one", "amad", "amad_l2", "amad_token_kl", "head_mean")
-
-
-def _near(name: str, choices: list[str]) -> str:
-    near = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
-    return f" (did you mean {', '.join(repr(n) for n in near)}?)" if near else ""
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:

@@ -12,7 +12,7 @@ import torch
 
 from amad.errors import DataError
 from amad.models.base import DistillModel
-from amad.training.progress import Progress
+from amad.progress import Progress
 from amad.types import Example
 
 log = logging.getLogger(__name__)

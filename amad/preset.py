@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from amad import atomic
 from amad.cli import OneLineParser
 from amad.config import PRESETS, check_preset, load_params
 from amad.pipeline.params import validate_all
@@ -20,9 +20,7 @@ def use(name: str, params_path: Path = Path("params.yaml"), preset_dir: Path = P
     check_preset(name)
     source = preset_dir / f"{name}.yaml"
     validate_all(load_params(source))
-    tmp = params_path.with_name(f".{params_path.name}.tmp-{os.getpid()}")
-    tmp.write_text(source.read_text())
-    os.replace(tmp, params_path)
+    atomic.write_text(params_path, source.read_text())
     return params_path
 
 

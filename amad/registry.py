@@ -1,14 +1,33 @@
-"""A small name -> object registry with did-you-mean errors."""
+"""A small name -> object registry, and the project's one did-you-mean helper."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from amad.errors import UnknownNameError
 
 T = TypeVar("T")
+
+
+def near_matches(name: object, choices: Iterable[str], n: int = 3) -> list[str]:
+    """The up to ``n`` choices closest to ``name`` (difflib, cutoff 0.5)."""
+    return difflib.get_close_matches(str(name), list(choices), n=n, cutoff=0.5)
+
+
+def did_you_mean(name: object, choices: Iterable[str]) -> str:
+    """`` (did you mean 'a', 'b'?)`` for the near matches of ``name``, or an empty string."""
+    near = near_matches(name, choices)
+    return f" (did you mean {', '.join(repr(c) for c in near)}?)" if near else ""
+
+
+def unknown_name(kind: str, name: object, choices: Iterable[str]) -> UnknownNameError:
+    """An UnknownNameError whose one-line message gives the near matches and every choice."""
+    choices = sorted(choices)
+    near = near_matches(name, choices)
+    hint = f"did you mean {', '.join(repr(c) for c in near)}? " if near else ""
+    return UnknownNameError(f"unknown {kind} {name!r}: {hint}choose one of: {', '.join(choices)}")
 
 
 class Registry(Generic[T]):
@@ -34,12 +53,10 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise UnknownNameError(self.unknown_message(name)) from None
+            raise unknown_name(self.kind, name, self._items) from None
 
     def unknown_message(self, name: str) -> str:
-        near = difflib.get_close_matches(str(name), list(self._items), n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(repr(n) for n in near)}? " if near else ""
-        return f"unknown {self.kind} {name!r}: {hint}choose one of: {', '.join(sorted(self._items))}"
+        return str(unknown_name(self.kind, name, self._items))
 
     def names(self) -> list[str]:
         return sorted(self._items)

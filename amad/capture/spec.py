@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from amad.errors import ConfigError, UnknownNameError
+from amad.registry import did_you_mean
 
 # kind -> (number of layers, number of heads), as returned by ``attention_layout(model)``.
 Layout = dict[str, tuple[int, int]]
@@ -67,10 +67,9 @@ class CaptureSpec:
         resolved: dict[str, tuple[int, ...]] = {}
         for kind, indices in self.layers.items():
             if kind not in layout:
-                near = difflib.get_close_matches(kind, list(layout), n=2, cutoff=0.5)
-                hint = f"did you mean {', '.join(repr(n) for n in near)}? " if near else ""
                 raise UnknownNameError(
-                    f"unknown attention kind {kind!r} for this model: {hint}it has {', '.join(sorted(layout))}"
+                    f"unknown attention kind {kind!r} for this model{did_you_mean(kind, layout)}: it has "
+                    f"{', '.join(sorted(layout))}"
                 )
             num_layers = layout[kind][0]
             if indices is None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from amad.data.loaders import apply_limit, format_error, read_json, unknown_name
+from amad.data.loaders import apply_limit, format_error, read_json
+from amad.registry import unknown_name
 from amad.errors import DataError
 from amad.types import Example
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from amad.progress import Progress
+from amad.atomic import atomic_path
 from amad.errors import DataError
 
 __all__ = ["find_image", "load_rgb", "open_h5", "partial_path", "stream_to_h5", "write_h5_atomic"]
@@ -162,10 +164,6 @@ def partial_path(out_path: str | Path) -> Path:
     return out_path.with_name(out_path.name + ".partial.h5")
 
 
-def _tmp_path(out_path: Path) -> Path:
-    return out_path.with_name(f"{out_path.name}.tmp-{os.getpid()}")
-
-
 def _write_group(h5: h5py.File, key: str, arrays: dict) -> None:
     if key in h5:
         del h5[key]
@@ -181,21 +179,14 @@ def write_h5_atomic(
 
     ``flush_every`` > 0 flushes after every that many groups (the same byte layout as a streamed run).
     """
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(out_path)
     count = 0
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs.update(attrs)
-            for key, arrays in groups:
-                _write_group(h5, key, arrays)
-                count += 1
-                if flush_every and count % flush_every == 0:
-                    h5.flush()
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs.update(attrs)
+        for key, arrays in groups:
+            _write_group(h5, key, arrays)
+            count += 1
+            if flush_every and count % flush_every == 0:
+                h5.flush()
     return count
 
 
@@ -219,32 +210,6 @@ def _open_partial(path: Path, attrs: dict, required: Sequence[str]) -> h5py.File
     h5 = h5py.File(path, "w")
     h5.attrs.update(attrs)
     return h5
-
-
-class _Progress:
-    """tqdm on a terminal; otherwise an INFO log line every ``LOG_EVERY_S`` seconds and at the end."""
-
-    def __init__(self, total: int, initial: int, desc: str, enabled: bool) -> None:
-        self.total, self.done, self.desc, self.enabled = total, initial, desc, enabled
-        self.bar = None
-        self.start = self.last = time.monotonic()
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="img")
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.enabled and (time.monotonic() - self.last >= LOG_EVERY_S or self.done == self.total):
-            self.last = time.monotonic()
-            rate = self.done / max(self.last - self.start, 1e-9)
-            log.info("%s: %d/%d images (%.1f img/s)", self.desc, self.done, self.total, rate)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def stream_to_h5(
@@ -282,7 +247,7 @@ def stream_to_h5(
         todo = [key for key in keys if key not in h5]
         if resumed:
             log.info("%s: resuming from %s with %d/%d images done", desc, partial, resumed, len(keys))
-        bar = _Progress(len(keys), resumed, desc, progress)
+        bar = Progress(len(keys), desc, unit="img", initial=resumed, enabled=progress)
         try:
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]

@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from amad.data.h5stream import open_h5
+from amad.atomic import atomic_path
 from amad.errors import DataError
 
 INDEX_KIND = "feature-index"
@@ -44,16 +45,11 @@ def link_features(out_path: str | Path, official: Sequence[str | Path]) -> int:
             raise DataError(f"official feature file {src} is corrupt: delete it and download it again") from None
         sources.append(os.path.relpath(src.resolve(), out_path.parent.resolve()))
     keys = sorted(where)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as out:
-            out.attrs["kind"] = INDEX_KIND
-            out.attrs["sources"] = json.dumps(sources)
-            out.create_dataset("keys", data=np.array(keys, dtype=h5py.string_dtype()))
-            out.create_dataset("source", data=np.array([where[k] for k in keys], dtype=np.uint8))
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as out:
+        out.attrs["kind"] = INDEX_KIND
+        out.attrs["sources"] = json.dumps(sources)
+        out.create_dataset("keys", data=np.array(keys, dtype=h5py.string_dtype()))
+        out.create_dataset("source", data=np.array([where[k] for k in keys], dtype=np.uint8))
     return len(keys)
 
 

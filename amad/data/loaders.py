@@ -5,7 +5,6 @@ Also the small file helpers the loaders share, so every missing or corrupt file 
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import json
@@ -13,7 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from amad.data.json_cache import load_json_cached
-from amad.errors import ConfigError, DataError, UnknownNameError
+from amad.errors import ConfigError, DataError
+from amad.registry import unknown_name
 from amad.types import Example
 
 CREATED_BY = "the download stage creates it at paper scale, the mini-data stage in the mini suite"
@@ -24,14 +24,6 @@ LOADERS = {
     "caption": "amad.data.captions:load_captions",
     "translation": "amad.data.multi30k:load_multi30k",
 }
-
-
-def unknown_name(kind: str, name: object, choices: Iterable[str]) -> UnknownNameError:
-    """An UnknownNameError whose one-line message lists near matches and all choices."""
-    choices = sorted(choices)
-    near = difflib.get_close_matches(str(name), choices, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(repr(n) for n in near)}? " if near else ""
-    return UnknownNameError(f"unknown {kind} {name!r}: {hint}choose one of: {', '.join(choices)}")
 
 
 def require_file(path: Path, what: str) -> Path:

@@ -19,7 +19,7 @@ import numpy as np
 
 from amad.data.features import _feature_group
 from amad.data.h5stream import write_h5_atomic
-from amad.data.progress import Progress
+from amad.progress import Progress
 from amad.errors import DataError
 
 __all__ = ["LXMERT_FIELDS", "convert_lxmert_tsv"]
@@ -90,7 +90,7 @@ def convert_lxmert_tsv(
     csv.field_size_limit(sys.maxsize)
 
     def groups():
-        bar = Progress(f"convert {tsv_path.name}", None, enabled=progress)
+        bar = Progress(None, f"convert {tsv_path.name}", unit="lines", enabled=progress)
         try:
             rows = csv.DictReader(_tsv_lines(tsv_path, bar), LXMERT_FIELDS, delimiter="\t")
             for line_no, row in enumerate(rows, start=1):

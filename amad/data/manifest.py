@@ -18,8 +18,9 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from amad import atomic
 from amad.errors import ConfigError, DataError
-from amad.registry import Registry
+from amad.registry import unknown_name
 
 log = logging.getLogger(__name__)
 
@@ -101,17 +102,15 @@ class Manifest:
 
     def group(self, name: str) -> list[ManifestEntry]:
         """Entries of one group; unknown names raise UnknownNameError with near matches."""
-        reg: Registry[list[ManifestEntry]] = Registry("manifest group")
-        for key, entries in self.groups.items():
-            reg.add(key, entries)
-        return reg.get(name)
+        if name not in self.groups:
+            raise unknown_name("manifest group", name, self.groups)
+        return self.groups[name]
 
     def for_task(self, task: str) -> list[ManifestEntry]:
         """All entries a task needs (its groups in order)."""
-        reg: Registry[list[str]] = Registry("manifest task")
-        for key, groups in self.tasks.items():
-            reg.add(key, groups)
-        return [entry for name in reg.get(task) for entry in self.group(name)]
+        if task not in self.tasks:
+            raise unknown_name("manifest task", task, self.tasks)
+        return [entry for name in self.tasks[task] for entry in self.group(name)]
 
     def entries(self) -> list[ManifestEntry]:
         return [entry for entries in self.groups.values() for entry in entries]
@@ -233,14 +232,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON to ``path`` through a temp file and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 class ManifestLock:
     """The lock file (default ``<data_root>/manifest.lock.json``): relative path -> {sha256, size, mtime_ns,
     trusted_on_first_use}. The pipeline keeps it beside data/raw (``path``), so recording a hash never changes the
@@ -287,4 +278,4 @@ class ManifestLock:
             "mtime_ns": stat.st_mtime_ns,
             "trusted_on_first_use": entry.sha256 is None,
         }
-        write_json_atomic(self.path, {"files": self.files})
+        atomic.write_json(self.path, {"files": self.files})

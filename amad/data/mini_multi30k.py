@@ -8,13 +8,13 @@ every output file still describes the same image. gzip files are written with mt
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
-from amad.data.mini_vqa import staged_dir
+from amad.atomic import atomic_path, staged_dir
+from amad.data.multi30k import read_lines
 from amad.errors import ConfigError, DataError
 
-__all__ = ["SPLITS", "build_mini_multi30k", "read_lines"]
+__all__ = ["SPLITS", "build_mini_multi30k"]
 
 SPLITS = ("train", "val", "test_2016_flickr", "test_2017_flickr", "test_2018_flickr")
 MIRROR_HINT = (
@@ -23,23 +23,10 @@ MIRROR_HINT = (
 )
 
 
-def read_lines(path: Path) -> list[str]:
-    """Lines of a (gzipped) text file without their newlines; unreadable files raise DataError."""
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8") as handle:
-                return handle.read().splitlines()
-        return path.read_text(encoding="utf-8").splitlines()
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path} is unreadable or truncated ({exc}): re-download it or fix the mirror") from None
-
-
 def _write_gz(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     data = "".join(line + "\n" for line in lines).encode("utf-8")
-    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        gz.write(data)
 
 
 def build_mini_multi30k(
@@ -74,10 +61,10 @@ def build_mini_multi30k(
         (root / "task1" / "raw").mkdir(parents=True)
         (root / "task1" / "image_splits").mkdir()
         for split in SPLITS:
-            en = read_lines(src / "raw" / f"{split}.en.gz")
-            de = read_lines(src / "raw" / f"{split}.de.gz")
+            en = read_lines(src / "raw" / f"{split}.en.gz", strip=False)
+            de = read_lines(src / "raw" / f"{split}.de.gz", strip=False)
             image_file = src / "image_splits" / f"{split}.txt"
-            images = read_lines(image_file) if image_file.is_file() else None
+            images = read_lines(image_file, strip=False) if image_file.is_file() else None
             if len(en) != len(de) or (images is not None and len(images) != len(en)):
                 raise DataError(
                     f"Multi30K {split} files in {src} are misaligned ({len(en)} en, {len(de)} de, "

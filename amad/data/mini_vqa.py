@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from amad import atomic
+from amad.atomic import staged_dir
 from amad.errors import ConfigError
 
 __all__ = ["build_mini_vqa", "question_type", "staged_dir", "write_json"]
@@ -43,35 +45,8 @@ QUESTION_TYPES = (
 
 
 def write_json(path: str | Path, obj: object) -> None:
-    """Write ``obj`` as json through ``<path>.tmp-<pid>`` and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(obj, handle, ensure_ascii=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def staged_dir(out_dir: str | Path) -> Iterator[Path]:
-    """Build a whole output folder in a sibling temp folder and swap it in only when the block succeeds."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+    """Write ``obj`` as compact UTF-8 JSON, atomically."""
+    atomic.write_text(path, json.dumps(obj, ensure_ascii=False))
 
 
 def question_type(question: str) -> str:

@@ -35,14 +35,18 @@ def task_root(root: Path) -> Path:
     return root / "multi30k"
 
 
-def read_lines(path: Path) -> list[str]:
-    """The stripped lines of a text file, gunzipped when it ends in .gz; a corrupt file raises DataError."""
+def read_lines(path: Path, *, strip: bool = True) -> list[str]:
+    """The lines of a text file (stripped, or only without their newlines), gunzipped when it ends in .gz; a corrupt
+    file raises DataError."""
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rt", encoding="utf-8") as fh:
-                return [line.strip() for line in fh]
-        with open(path, encoding="utf-8") as fh:
-            return [line.strip() for line in fh]
+                text = fh.read()
+        else:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        lines = text.splitlines()
+        return [line.strip() for line in lines] if strip else lines
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise DataError(f"Multi30K file {path} is corrupt ({exc}): re-create or re-download it") from None
 

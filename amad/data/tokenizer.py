@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from amad.atomic import atomic_path
 from amad.errors import ConfigError, DataError
 
 __all__ = [
@@ -114,13 +115,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_path: str | Path)
     out_path = Path(out_path)
     if out_path.suffix != ".json":
         out_path = out_path / "tokenizer.json"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f"{out_path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(out_path) as tmp:
         tok.save(str(tmp))
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return _wrap(tok, str(out_path))
 
 

@@ -14,7 +14,7 @@ from urllib.request import HTTPCookieProcessor, HTTPSHandler, Request, build_ope
 from amad.data import gdrive
 from amad.data.manifest import ManifestEntry
 from amad.data.mirror import MIRROR_ENV
-from amad.data.progress import Progress
+from amad.progress import Progress
 from amad.errors import ChecksumError, DataError
 
 __all__ = ["download_to_part"]
@@ -117,7 +117,7 @@ def download_to_part(entry: ManifestEntry, url: str, dest: Path, part: Path, *, 
         resumed = f" (resuming at {offset / 1e6:.1f} MB)" if offset else ""
         size = f"{total / 1e6:.1f} MB" if total is not None else "unknown size"
         log.info("downloading %s (%s) from %s%s", entry.path, size, url, resumed)
-        bar, cut = Progress(PurePosixPath(entry.path).name, total, initial=offset, enabled=progress), None
+        bar, cut = Progress(total, PurePosixPath(entry.path).name, unit="B", initial=offset, enabled=progress), None
         with open(part, "ab" if offset else "wb") as fh:
             try:
                 while chunk := resp.read(CHUNK):

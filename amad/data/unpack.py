@@ -19,7 +19,9 @@ from pathlib import Path, PurePosixPath
 
 from amad.data.manifest import ManifestEntry
 from amad.data.mirror import count_members
-from amad.data.progress import Progress
+from amad.progress import Progress
+from amad import atomic
+from amad.atomic import atomic_path
 from amad.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -49,29 +51,18 @@ def is_present(entry: ManifestEntry, data_root: str | Path) -> bool:
 
 
 def write_stream(src, out: Path) -> None:
-    """Copy a binary stream into ``out`` through ``<out>.tmp-<pid>`` and os.replace."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, CHUNK)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Copy a binary stream into ``out`` atomically."""
+    with atomic_path(out) as tmp, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst, CHUNK)
 
 
 def place_file(src: Path, out: Path) -> None:
     """Hard-link ``src`` to ``out`` when both are on one file system, else copy it (atomically)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(out) as tmp:
         try:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def copy_folder(src: Path, entry: ManifestEntry, data_root: str | Path, *, progress: bool = True) -> None:
@@ -79,7 +70,7 @@ def copy_folder(src: Path, entry: ManifestEntry, data_root: str | Path, *, progr
     root = Path(data_root)
     folder = root / str(entry.into)
     names = sorted(p.name for p in src.iterdir() if fnmatch(p.name, entry.members or "*") and p.is_file())
-    bar = Progress(f"place {entry.into}", len(names), unit="files", enabled=progress)
+    bar = Progress(len(names), f"place {entry.into}", unit="files", enabled=progress)
     try:
         for name in names:
             if not (folder / name).exists():
@@ -96,11 +87,8 @@ def _write_marker(entry: ManifestEntry, root: Path, count: int, origin: str) -> 
             f"{origin} gave {count} files matching {entry.members} but the manifest expects {entry.count}: "
             f"replace it with a complete copy of {entry.path}"
         )
-    marker = root / str(entry.marker)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_name(f"{marker.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"archive": entry.path, "files": count, "origin": origin}) + "\n", encoding="utf-8")
-    os.replace(tmp, marker)
+    record = {"archive": entry.path, "files": count, "origin": origin}
+    atomic.write_text(root / str(entry.marker), json.dumps(record) + "\n")
 
 
 def _unpack_zip_flat(entry: ManifestEntry, archive: Path, root: Path, progress: bool) -> None:
@@ -109,7 +97,7 @@ def _unpack_zip_flat(entry: ManifestEntry, archive: Path, root: Path, progress: 
         members = [
             m for m in zf.infolist() if not m.is_dir() and fnmatch(PurePosixPath(m.filename).name, entry.members or "*")
         ]
-        bar = Progress(f"unpack {PurePosixPath(entry.path).name}", len(members), unit="files", enabled=progress)
+        bar = Progress(len(members), f"unpack {PurePosixPath(entry.path).name}", unit="files", enabled=progress)
         try:
             for member in members:
                 out = folder / PurePosixPath(member.filename).name

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from amad.data.loaders import apply_limit, format_error, read_json, unknown_name
+from amad.data.loaders import apply_limit, format_error, read_json
+from amad.registry import unknown_name
 from amad.errors import ConfigError, DataError
 from amad.types import Example
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from amad.atomic import staged_dir
 from amad.errors import CheckpointError, ConfigError
 from amad.types import Batch, Example, ModelOutput
 
@@ -107,18 +104,12 @@ class DistillModel(nn.Module, ABC):
         """Load what ``save_pretrained`` wrote."""
 
     def _save_folder(self, directory: str, meta: dict[str, Any]) -> None:
-        """Write the transformers model, the tokenizer and META_FILE into ``directory`` through a temporary folder;
-        META_FILE is moved in last, so a folder without it is an interrupted save."""
-        target = Path(directory)
-        target.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target, prefix=".tmp-save-") as tmp:
+        """Write the transformers model, the tokenizer and META_FILE into ``directory`` as one atomic folder swap:
+        the folder holds a complete model or the previous one, never a mix (amad.atomic.staged_dir)."""
+        with staged_dir(directory) as tmp:
             self.model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
-            Path(tmp, META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-            for name in sorted(os.listdir(tmp), key=lambda n: n == META_FILE):
-                if (target / name).is_dir():
-                    shutil.rmtree(target / name)
-                os.replace(Path(tmp, name), target / name)
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
     @property
     def vocab_size(self) -> int:

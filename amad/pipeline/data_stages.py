@@ -14,10 +14,10 @@ import json
 import logging
 from pathlib import Path
 
+from amad.atomic import atomic_dir
 from amad.data.mirror import resolve_mirror
 from amad.errors import DataError
 from amad.pipeline import params as P
-from amad.pipeline.io import atomic_dir
 from amad.pipeline.layout import COCO_IMAGE_TASKS, VISUAL_TASKS, DataLayout, visual_tasks
 from amad.training.run_info import collect, write_json
 

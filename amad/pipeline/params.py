@@ -8,6 +8,7 @@ from typing import Any
 
 from amad.config import FAMILY_TASKS, TASKS, TrainConfig, check_preset, from_dict, parse_setup, section
 from amad.errors import ConfigError
+from amad.registry import did_you_mean, unknown_name
 from amad.training.terms import Term, parse_method
 
 TEACHER = "teacher"  # the evaluate stage's --method for a teacher folder; no distill method may take the name
@@ -177,12 +178,7 @@ def suite(params: Mapping[str, Any]) -> SuiteConfig:
 def _check_method(method: str, methods: Mapping[str, Any]) -> None:
     """Raise UnknownNameError, with near matches, unless ``method`` is defined under distill.methods."""
     if method not in methods:
-        from amad.registry import Registry
-
-        reg: Registry[str] = Registry("method")
-        for name in methods:
-            reg.add(name, name)
-        reg.get(method)  # raises with near matches
+        raise unknown_name("method", method, methods)
 
 
 def data(params: Mapping[str, Any]) -> DataConfig:
@@ -254,9 +250,7 @@ def validate_all(params: Mapping[str, Any]) -> SuiteConfig:
     """Check every section up front so a typo fails before any work starts."""
     for key in params:
         if key not in TOP_LEVEL:
-            from amad.config import _near
-
-            raise ConfigError(f"unknown top-level key {key!r} in params.yaml{_near(str(key), list(TOP_LEVEL))}")
+            raise ConfigError(f"unknown top-level key {key!r} in params.yaml{did_you_mean(key, TOP_LEVEL)}")
     check_preset(section(params, "preset"))
     cfg = suite(params)
     data(params)

@@ -10,6 +10,7 @@ from typing import Any
 from accelerate import PartialState
 
 from amad import evaluation
+from amad.atomic import remove_leftovers
 from amad.config import parse_setup
 from amad.errors import ConfigError
 from amad.models import load_model
@@ -17,7 +18,7 @@ from amad.models.base import META_FILE, DistillModel
 from amad.models.cost import count_parameters, measure_latency
 from amad.pipeline import params as P
 from amad.pipeline import setups as S
-from amad.pipeline.io import atomic_dir, keep_finished_history, remove_leftovers, save_npz
+from amad.pipeline.io import keep_finished_history, save_npz
 from amad.pipeline.layout import DataLayout
 from amad.training import checkpoint as ckpt
 from amad.training.loop import train
@@ -31,10 +32,6 @@ log = logging.getLogger(__name__)
 
 def _data_sizes(params: dict) -> dict:
     return dataclasses.asdict(P.data(params))
-
-
-def _save_model(model: DistillModel, directory: Path) -> None:
-    atomic_dir(directory, lambda tmp: model.save_pretrained(str(tmp)))
 
 
 def _attention_example(model: DistillModel, layout: DataLayout, task: str, scale: str, visual: Any, path: Path):
@@ -75,7 +72,7 @@ def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, progress
         )
     if not PartialState().is_main_process:  # other ranks of a multi-GPU launch are done
         return
-    _save_model(model, out / "model")
+    model.save_pretrained(str(out / "model"))  # atomic: a complete folder or none
     _attention_example(model, layout, task, data_cfg.scale, visual, out / "attention_example.npz")
     info = collect(
         stage_params,
@@ -140,7 +137,7 @@ def run_distill(
         )
     if not PartialState().is_main_process:
         return
-    _save_model(student, out / "model")
+    student.save_pretrained(str(out / "model"))
     save_npz(out / "alignment.npz", result.alignment)  # empty for methods without an alignment
     _attention_example(student, layout, task, data_cfg.scale, visual, out / "attention_example.npz")
     info = collect(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from amad.atomic import write_text
 from amad.errors import ConfigError
 from amad.reporting import figures as F
 from amad.reporting.aggregate import Group, group_runs, task_metrics, tasks_of
-from amad.reporting.atomic import write_text
 from amad.reporting.collect import load_eval_runs, load_history, load_npz, reference_runs
 from amad.reporting.published import Published, load_published
 from amad.reporting.render import to_csv, to_latex, to_markdown

@@ -11,9 +11,9 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from amad.atomic import write_bytes
 from amad.errors import DataError
 from amad.reporting.aggregate import Group
-from amad.reporting.atomic import write_bytes
 from amad.reporting.schema import (
     KIND_ORDER,
     METHOD_ORDER,

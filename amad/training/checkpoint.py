@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from amad.atomic import atomic_path
 from amad.errors import CheckpointError
 from amad.training.run_info import write_json
 
@@ -38,13 +39,11 @@ def save_state(directory: str | Path, state: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
-    tmp = directory / f".{STATE_FILE}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as fh:
+    with atomic_path(directory / STATE_FILE) as tmp, open(tmp, "wb") as fh:
         fh.write(payload)
         fh.write(MAGIC + hashlib.sha256(payload).digest())
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, directory / STATE_FILE)
 
 
 def _payload(path: Path) -> bytes:

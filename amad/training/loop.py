@@ -29,12 +29,13 @@ from accelerate import Accelerator
 from dvclive import Live
 from transformers import get_linear_schedule_with_warmup
 
+from amad import atomic
 from amad.config import TrainConfig
 from amad.errors import DataError, TrainingError
 from amad.models.base import DistillModel
+from amad.progress import Progress
 from amad.training import checkpoint as ckpt
 from amad.training.balance import calibrate, gradient_ratio
-from amad.training.progress import Progress
 from amad.training.seed import rng_state, seed_everything, set_rng_state
 from amad.training.step import CapturePlan, alignment_stats, distill_step
 from amad.training.terms import Term
@@ -116,9 +117,7 @@ def _trim_live(live_dir: Path, keep_below: int) -> None:
                 f"{tsv} is not a DVCLive history ({exc}): delete {live_dir} and the run's checkpoint/ folder, then "
                 "rerun to train from step 0"
             ) from None
-        tmp = tsv.with_name(f".{tsv.name}.tmp-{os.getpid()}")
-        tmp.write_text("\n".join(kept) + "\n")
-        os.replace(tmp, tsv)
+        atomic.write_text(tsv, "\n".join(kept) + "\n")
 
 
 def train(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
-import json
-import os
 import platform
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from amad import atomic
 
 PACKAGES = (
     "torch",
@@ -74,10 +74,4 @@ def collect(params: dict[str, Any], seed: int | None, **extra: Any) -> dict[str,
     }
 
 
-def write_json(path: str | Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+write_json = atomic.write_json  # the run records' writer (sorted keys, indented, atomic)

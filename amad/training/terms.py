@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 from amad import losses
 from amad.errors import ConfigError
 from amad.losses.masking import check_reduction, check_tau
+from amad.registry import did_you_mean
 
 TASK_TERM = "task"
 LOGIT_TERM = "logit_kd"
@@ -74,10 +74,9 @@ def _check_options(method: str, name: str, options: dict[str, Any]) -> dict[str,
     where = f"distill.methods.{method}.{name}"
     for key in options:
         if key not in fn.options:
-            near = difflib.get_close_matches(str(key), list(fn.options), n=2, cutoff=0.5)
-            hint = f" (did you mean {', '.join(repr(n) for n in near)}?)" if near else ""
             raise ConfigError(
-                f"unknown option {where}.{key}{hint}: {name} takes {', '.join(fn.options) or 'no options'}"
+                f"unknown option {where}.{key}{did_you_mean(key, fn.options)}: {name} takes "
+                f"{', '.join(fn.options) or 'no options'}"
             )
     out = dict(options)
     if "tau" in out:

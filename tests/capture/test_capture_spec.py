@@ -30,7 +30,7 @@ def test_unknown_kind_lists_the_model_kinds() -> None:
     with pytest.raises(UnknownNameError) as info:
         CaptureSpec(layers={"encoder_sel": [0]}).resolve(LAYOUT)
     assert str(info.value) == (
-        "unknown attention kind 'encoder_sel' for this model: did you mean 'encoder_self', 'decoder_self'? "
+        "unknown attention kind 'encoder_sel' for this model (did you mean 'encoder_self', 'decoder_self'?): "
         "it has cross, decoder_self, encoder_self"
     )
 
