@@ -24,12 +24,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 mini: setup
-	$(PY) -m amad.preset
+	$(PY) -m amad_suite.preset
 	dvc repro
 	@echo "tables: reports/tables/  figures: reports/figures/  compare runs: dvc exp show"
 
 smoke: setup
-	python -m amad.preset smoke
+	python -m amad_suite.preset smoke
 	dvc repro
 
 lint: setup

@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from amad.data.features import extract_grid_features, grid_features
-from amad.data.h5stream import load_rgb
-from amad.data.images import cache_images
-from amad.data.mini_captions import build_mini_captions
+from amad.data.visual.features import extract_grid_features, grid_features
+from amad.data.visual.h5stream import load_rgb
+from amad.data.visual.images import cache_images
+from amad_suite.mini.captions import build_mini_captions
 
 
 def _rate(n: int, seconds: float) -> str:

@@ -13,7 +13,7 @@ the student's gradient is.
 
 Allocator: glibc returns freed blocks of a few MiB to the OS and faults them back in on the next allocation, and how
 often depends on what ran before (one_to_one_kl swung between 3 and 6 ms here). The script therefore asks glibc
-(mallopt) to keep freed memory, as a caching allocator does and as every stage script does (amad/allocator.py),
+(mallopt) to keep freed memory, as a caching allocator does and as every stage script does (amad_suite/allocator.py),
 so the table measures the losses; --system-malloc turns this off.
 
 The AMAD KL losses run float32 CPU maps through the fused C kernel (amad/losses/cpu_kernel.py); the rows marked
@@ -37,8 +37,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import amad.losses as L
-from amad.allocator import keep_freed_memory
 from amad.losses import cpu_kernel
+from amad_suite.allocator import keep_freed_memory
 
 B, HT, HS, Q, K = 32, 12, 8, 64, 64
 TARGETS = {"time": 2.0, "memory": 2.0}  # amad_kl / one_to_one_kl

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from shared_data import SHARED_MULTI30K  # noqa: E402
 
-from amad.data.multi30k import load_multi30k  # noqa: E402
+from amad.data.formats.multi30k import load_multi30k  # noqa: E402
 from amad.data.tokenizer import train_tokenizer  # noqa: E402
 
 REFERENCE_STEPS_PER_S = 1.2  # issue 5: the 7.5M T5 at batch 64 on 2 cores

@@ -2,7 +2,7 @@
 
 1. Cost of the attention term: a full mini-size training step (teacher forward + student forward/backward +
    AdamW) with `amad` vs `logit` terms, interleaved in one process, at the mini preset's distill batch size and
-   with the allocator setting the stage scripts use (amad/allocator.py; --system-malloc turns it off).
+   with the allocator setting the stage scripts use (amad_suite/allocator.py; --system-malloc turns it off).
    Target: amad <= 1.10x logit.
 2. The smoke preset end to end through `dvc repro` in a fresh git repo (target <= 3 min), then `dvc repro` with
    nothing changed (target <= 10 s).
@@ -32,12 +32,12 @@ from repo_support import make_repo, pipeline_env, run  # noqa: E402
 from shared_data import SHARED_MULTI30K  # noqa: E402
 from tiny_fixtures import make_tokenizer  # noqa: E402
 
-from amad.allocator import keep_freed_memory  # noqa: E402
 from amad.models import build_model  # noqa: E402
 from amad.models.sizes import resolve_size  # noqa: E402
 from amad.training.step import distill_step, plan_capture  # noqa: E402
 from amad.training.terms import parse_method  # noqa: E402
 from amad.types import Example  # noqa: E402
+from amad_suite.allocator import keep_freed_memory  # noqa: E402
 
 METHODS = {
     "logit": {"task": 1.0, "logit_kd": {"weight": 1.0, "temperature": 2.0}},

@@ -1,8 +1,8 @@
 """DVC stage: distil one student (setup x method x seed) from its frozen teacher."""
 
-from amad.cli import run_parser, run_stage
-from amad.config import load_params
-from amad.pipeline.train_stages import run_distill
+from amad_suite.cli import run_parser, run_stage
+from amad_suite.config import load_params
+from amad_suite.pipeline.train_stages import run_distill
 
 
 def main() -> None:

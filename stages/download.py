@@ -2,9 +2,9 @@
 
 import argparse
 
-from amad.cli import run_stage
-from amad.config import load_params
-from amad.pipeline.data_stages import run_download
+from amad_suite.cli import run_stage
+from amad_suite.config import load_params
+from amad_suite.pipeline.data_stages import run_download
 
 
 def main() -> None:

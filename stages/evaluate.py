@@ -2,9 +2,9 @@
 
 import contextlib
 
-from amad.cli import run_parser, run_stage
-from amad.config import load_params, parse_setup
 from amad.metrics.meteor import MeteorScorer
+from amad_suite.cli import run_parser, run_stage
+from amad_suite.config import load_params, parse_setup
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
     # METEOR's JVM takes seconds to load its paraphrase tables: for captions, start it before torch and
     # transformers are imported, so the two load side by side.
     with MeteorScorer() if task == "caption" else contextlib.nullcontext(True) as meteor:
-        from amad.pipeline.train_stages import run_evaluate
+        from amad_suite.pipeline.train_stages import run_evaluate
 
         run_evaluate(params, args.setup, args.method, args.seed, args.data, args.run, args.out, meteor=meteor)
 

@@ -1,9 +1,9 @@
 """DVC stage: paper-style tables, the cost table, plots and reports/summary.json from all eval results."""
 
-from amad.cli import OneLineParser, run_stage
-from amad.config import load_params, section
-from amad.pipeline.params import validate_all
-from amad.reporting import build_report
+from amad_suite.cli import OneLineParser, run_stage
+from amad_suite.config import load_params, section
+from amad_suite.pipeline.params import validate_all
+from amad_suite.reporting import build_report
 
 
 def main() -> None:

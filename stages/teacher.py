@@ -1,8 +1,8 @@
 """DVC stage: train (mini) or fine-tune (paper) the teacher of one family-task setup (evaluate_teacher scores it)."""
 
-from amad.cli import OneLineParser, run_stage
-from amad.config import load_params
-from amad.pipeline.train_stages import run_teacher
+from amad_suite.cli import OneLineParser, run_stage
+from amad_suite.config import load_params
+from amad_suite.pipeline.train_stages import run_teacher
 
 
 def main() -> None:

@@ -1,21 +1,9 @@
-"""Data: manifest, downloads and mirrors; loaders of the real formats; mini-suite builders; visual stores.
+"""Data the models read: loaders of the real formats (``amad.data.formats``), the visual stores of VL-T5 region
+features and BLIP images (``amad.data.visual``), and tokenizers (``amad.data.tokenizer``).
 
-Import the heavy parts from their modules (``amad.data.features``, ``amad.data.images``, ``amad.data.tokenizer``).
+Fetching files and building the mini data sets belong to the suite (``amad_suite.fetch``, ``amad_suite.mini``).
 """
 
-from amad.data.download import fetch, fetch_all, missing_files_message
-from amad.data.loaders import load_examples
-from amad.data.manifest import Manifest, ManifestEntry, load_manifest
-from amad.data.mirror import resolve_mirror, validate_mirror
+from amad.data.formats.loaders import load_examples
 
-__all__ = [
-    "Manifest",
-    "ManifestEntry",
-    "fetch",
-    "fetch_all",
-    "load_examples",
-    "load_manifest",
-    "missing_files_message",
-    "resolve_mirror",
-    "validate_mirror",
-]
+__all__ = ["load_examples"]

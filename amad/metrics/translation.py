@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sacrebleu.metrics import BLEU, CHRF
-
 from amad.errors import DataError
 
 __all__ = ["tokenized_bleu", "translation_metrics"]
@@ -30,6 +28,8 @@ def translation_metrics(hypotheses: Sequence[str], references: Sequence[str]) ->
     Raises:
         DataError: empty inputs, different lengths, or non-string lines.
     """
+    from sacrebleu.metrics import BLEU, CHRF  # the metrics extra: pip install .[metrics]
+
     hyps, refs = _validate(hypotheses, references)
     bleu, bleu_lc, chrf = BLEU(), BLEU(lowercase=True), CHRF()
     out: dict[str, float | str] = {}
@@ -50,6 +50,8 @@ def tokenized_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> dict
         ``bleu_tok`` and ``signature_tok``.
     """
     hyps, refs = _validate(hypotheses, references)
+    from sacrebleu.metrics import BLEU
+
     metric = BLEU(tokenize="none", force=True)
     score = float(metric.corpus_score(hyps, [refs]).score)
     return {"bleu_tok": score, "signature_tok": str(metric.get_signature())}

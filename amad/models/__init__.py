@@ -14,10 +14,8 @@ import torch
 
 from amad.errors import AmadError, CheckpointError
 from amad.models import blip, sizes, vlt5  # noqa: F401  (registers the families and sizes)
-from amad.models.base import META_FILE, DistillModel, check_finite_weights
-from amad.models.compat import check_compatible
-from amad.models.registry import FAMILIES, MODEL_SIZES
-from amad.models.sizes import resolve_size
+from amad.models.base import FAMILIES, META_FILE, DistillModel, check_compatible, check_finite_weights
+from amad.models.sizes import MODEL_SIZES, resolve_size
 
 __all__ = [
     "FAMILIES",

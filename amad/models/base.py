@@ -13,8 +13,10 @@ from torch import nn
 
 from amad.atomic import staged_dir
 from amad.errors import CheckpointError, ConfigError
+from amad.registry import Registry
 from amad.types import Batch, Example, ModelOutput
 
+FAMILIES: Registry[type] = Registry("model family")  # family name -> DistillModel subclass
 META_FILE = "amad_model.json"  # {family, task, size, ...}: written last, so its presence marks a complete folder
 
 
@@ -114,3 +116,28 @@ class DistillModel(nn.Module, ABC):
     @property
     def vocab_size(self) -> int:
         return int(self.model.get_input_embeddings().weight.shape[0])
+
+
+def check_compatible(teacher: DistillModel, student: DistillModel) -> None:
+    """Raise ConfigError unless the student can be distilled from the teacher.
+
+    They must be of the same family and task (they share one collated batch), have the same number of vocabulary
+    rows (logit distillation compares (B, T, V) tensors), and the same tokenizer vocabulary.
+    """
+    if teacher.family != student.family:
+        raise ConfigError(
+            f"teacher family {teacher.family!r} differs from student family {student.family!r}: "
+            "distil within one family (they share a batch)"
+        )
+    if teacher.task != student.task:
+        raise ConfigError(f"teacher task {teacher.task!r} differs from student task {student.task!r}: use one task")
+    if teacher.vocab_size != student.vocab_size:
+        raise ConfigError(
+            f"teacher has {teacher.vocab_size} vocabulary rows but the student has {student.vocab_size}: "
+            "build the student with the teacher's tokenizer"
+        )
+    if teacher.tokenizer.get_vocab() != student.tokenizer.get_vocab():
+        raise ConfigError(
+            "teacher and student tokenizers differ (same size, different tokens): build the student with the "
+            "teacher's tokenizer"
+        )

@@ -27,7 +27,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from amad.errors import ConfigError
-from amad.models.registry import MODEL_SIZES
+from amad.registry import Registry
+
+MODEL_SIZES: Registry[dict] = Registry("model size")  # name -> size dict (registered below)
 
 VLT5_KEYS = (
     "d_model",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from amad.data.captions import load_captions
+from amad.data.formats.captions import load_captions
 from amad.errors import DataError, UnknownNameError
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from amad.data.download import fetch, fetch_all, missing_files_message
-from amad.data.manifest import ManifestEntry
+from amad_suite.fetch.download import fetch, fetch_all, missing_files_message
+from amad_suite.fetch.manifest import ManifestEntry
 from amad.errors import ChecksumError, DataError
 
 PAYLOAD = bytes(range(256)) * 40  # 10240 bytes
@@ -171,7 +171,7 @@ def test_html_page_is_refused(server, tmp_path):
 def test_trust_on_first_use_then_verified(server, tmp_path, caplog):
     server.files["/a.bin"] = PAYLOAD
     e = entry(server.base + "/a.bin", size=None, sha256=None)
-    with caplog.at_level(logging.WARNING, logger="amad.data.manifest"):
+    with caplog.at_level(logging.WARNING, logger="amad_suite.fetch.manifest"):
         fetch(e, tmp_path, progress=False)
     assert "trusting it on first use" in caplog.text
     lock = json.loads((tmp_path / "manifest.lock.json").read_text())["files"]["set/a.bin"]
@@ -263,7 +263,7 @@ def test_corrupt_archive_is_reported(server, tmp_path):
 
 def test_progress_logs_without_terminal(server, tmp_path, caplog):
     server.files["/a.bin"] = PAYLOAD
-    with caplog.at_level(logging.INFO, logger="amad.data"):
+    with caplog.at_level(logging.INFO, logger="amad_suite.fetch"):
         fetch(entry(server.base + "/a.bin"), tmp_path, progress=True)
     assert "downloading set/a.bin" in caplog.text and "downloaded set/a.bin" in caplog.text
 

@@ -15,11 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 
-from amad.data import gdrive
-from amad.data.download import fetch, fetch_all
-from amad.data.features import FeatureStore
-from amad.data.manifest import ManifestEntry
-from amad.data.unpack import is_present
+from amad_suite.fetch import gdrive
+from amad_suite.fetch.download import fetch, fetch_all
+from amad.data.visual.features import FeatureStore
+from amad_suite.fetch.manifest import ManifestEntry
+from amad_suite.fetch.unpack import is_present
 from amad.errors import ChecksumError, DataError
 
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB

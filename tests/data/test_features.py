@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import amad.data.features as features_mod
-from amad.data.features import (
+import amad.data.visual.features as features_mod
+from amad.data.visual.features import (
     FeatureStore,
     convert_lxmert_tsv,
     extract_grid_features,
@@ -19,7 +19,7 @@ from amad.data.features import (
     grid_features,
     write_features,
 )
-from amad.data.h5stream import partial_path
+from amad.data.visual.h5stream import partial_path
 from amad.errors import DataError
 
 KEYS = [str(100 + i) for i in range(7)]

@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
-from amad.data.features import FeatureStore, write_features
-from amad.data.h5stream import write_h5_atomic
-from amad.data.images import ImageStore
+from amad.data.visual.features import FeatureStore, write_features
+from amad.data.visual.h5stream import write_h5_atomic
+from amad.data.visual.images import ImageStore
 from amad.errors import DataError
 
 N, D = 4, 5

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import amad.data.images as images_mod
-from amad.data.h5stream import partial_path
-from amad.data.images import CLIP_MEAN, CLIP_STD, ImageStore, cache_images, preprocess_image, resize_image
+import amad.data.visual.images as images_mod
+from amad.data.visual.h5stream import partial_path
+from amad.data.visual.images import CLIP_MEAN, CLIP_STD, ImageStore, cache_images, preprocess_image, resize_image
 from amad.errors import ConfigError, DataError
 
 KEYS = ["a", "b", "c", "d", "e"]

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-import amad.data.json_cache as jc
+import amad.data.formats.json_cache as jc
 from amad.errors import DataError
 
 

@@ -9,9 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-import amad.data.link_features as link_mod
-from amad.data.features import FeatureStore, write_features
-from amad.data.link_features import link_features
+import amad.data.visual.link_features as link_mod
+from amad.data.visual.features import FeatureStore, write_features
+from amad.data.visual.link_features import link_features
 from amad.errors import DataError
 
 

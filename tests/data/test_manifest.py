@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from shared_data import SHARED_MULTI30K, needs_multi30k
 
-from amad.data.manifest import ManifestEntry, ManifestLock, load_manifest, sha256_file
+from amad_suite.fetch.manifest import ManifestEntry, ManifestLock, load_manifest, sha256_file
 from amad.errors import ConfigError, DataError, UnknownNameError
 
 M30K_SPLITS = ["train", "val", "test_2016_flickr", "test_2017_flickr", "test_2018_flickr"]

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from amad.data import load_examples
-from amad.data.mini_captions import build_mini_captions
-from amad.data.scenes import COLOURS, describe_scene, render_scene, sample_scene
+from amad_suite.mini.captions import build_mini_captions
+from amad_suite.mini.scenes import COLOURS, describe_scene, render_scene, sample_scene
 from amad.errors import ConfigError
 
 

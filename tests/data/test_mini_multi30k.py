@@ -9,8 +9,8 @@ import pytest
 from shared_data import SHARED_MULTI30K, needs_multi30k
 
 from amad.data import load_examples
-from amad.data.mini_multi30k import SPLITS, build_mini_multi30k
-from amad.data.multi30k import read_lines
+from amad_suite.mini.multi30k import SPLITS, build_mini_multi30k
+from amad.data.formats.multi30k import read_lines
 from amad.errors import DataError
 
 

@@ -9,7 +9,7 @@ import easy_vqa
 import pytest
 
 from amad.data import load_examples
-from amad.data.mini_vqa import build_mini_vqa, question_type, staged_dir
+from amad_suite.mini.vqa import build_mini_vqa, question_type, staged_dir
 from amad.errors import ConfigError
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from shared_data import SHARED_MULTI30K, needs_multi30k
 
-from amad.data.manifest import ManifestEntry, load_manifest
-from amad.data.mirror import find_in_mirror, resolve_mirror, validate_mirror
+from amad_suite.fetch.manifest import ManifestEntry, load_manifest
+from amad_suite.fetch.mirror import find_in_mirror, resolve_mirror, validate_mirror
 from amad.errors import ChecksumError, DataError
 
 

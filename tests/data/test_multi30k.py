@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from shared_data import SHARED_MULTI30K, needs_multi30k
 
-from amad.data.multi30k import load_multi30k
+from amad.data.formats.multi30k import load_multi30k
 from amad.errors import ConfigError, DataError, UnknownNameError
 
 EN = ["A dog runs.", "Two men are playing soccer on a field.", "A girl.", "A boy jumps into the lake."]

@@ -14,14 +14,14 @@ import yaml
 from PIL import Image
 from shared_data import SHARED_MULTI30K, needs_multi30k
 
-import amad.data.manifest as manifest_mod
-from amad.config import load_params
-from amad.data.features import FeatureStore, write_features
-from amad.data.images import ImageStore
+import amad_suite.fetch.manifest as manifest_mod
+from amad_suite.config import load_params
+from amad.data.visual.features import FeatureStore, write_features
+from amad.data.visual.images import ImageStore
 from amad.errors import ConfigError
-from amad.pipeline import setups as S
-from amad.pipeline.data_stages import run_download, run_extract
-from amad.pipeline.layout import DataLayout
+from amad_suite.pipeline import setups as S
+from amad_suite.pipeline.data_stages import run_download, run_extract
+from amad_suite.pipeline.layout import DataLayout
 
 REPO = Path(__file__).resolve().parents[2]
 HUB = REPO / "tests" / "fixtures" / "hub"

@@ -174,7 +174,7 @@ def test_tiny_t5_fixture_has_t5_specials():
 
 
 def test_layout_gives_each_family_its_own_tokenizer_where_there_is_one(tmp_path):
-    from amad.pipeline.layout import DataLayout
+    from amad_suite.pipeline.layout import DataLayout
 
     layout = DataLayout(tmp_path, "paper")
     assert layout.tokenizer_dir("blip") == tmp_path / "tokenizer"  # mini: one shared folder

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from amad.data.vqa import load_vqa, select_target, soft_score
+from amad.data.formats.vqa import load_vqa, select_target, soft_score
 from amad.errors import ConfigError, DataError, UnknownNameError
 
 

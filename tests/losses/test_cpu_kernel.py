@@ -170,7 +170,7 @@ def test_the_build_is_cached_per_user(monkeypatch: pytest.MonkeyPatch, tmp_path)
 
 
 def test_run_info_records_the_kernel_status(monkeypatch: pytest.MonkeyPatch) -> None:
-    from amad.training.run_info import collect
+    from amad_suite.training.run_info import collect
 
     fresh_state(monkeypatch, AMAD_CPU_KERNEL="0")
     assert collect({}, 0)["cpu_kernel"] == "disabled"

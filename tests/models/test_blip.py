@@ -12,11 +12,10 @@ from tiny_fixtures import FakeImages
 from amad.capture import CaptureSpec, attention_layout
 from amad.errors import ConfigError
 from amad.models import build_model, load_model
-from amad.models.base import DistillModel, weighted_token_loss
-from amad.models.blip import BlipModel
-from amad.models.registry import FAMILIES
-from amad.pipeline.params import RANK_FAMILIES
+from amad.models.base import FAMILIES, DistillModel, weighted_token_loss
+from amad.models.blip.model import BlipModel
 from amad.types import Example
+from amad_suite.pipeline.params import RANK_FAMILIES
 
 TASKS = ("vqa", "caption")
 

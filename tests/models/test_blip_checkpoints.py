@@ -12,7 +12,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from amad.errors import CheckpointError, ConfigError
 from amad.models import MODEL_SIZES, build_model, load_model
-from amad.models.blip import BlipModel
+from amad.models.blip.model import BlipModel
 
 
 def _size(name: str = "blip-smoke-teacher", **text: int) -> dict:
@@ -78,7 +78,7 @@ def test_missing_and_misshaped_weights_are_rejected(tmp_path, tokenizer):
 
 def test_other_task_checkpoint_is_refused(tmp_path, tokenizer):
     _, folder = _hf_folder(tmp_path, tokenizer, "caption")
-    from amad.models.blip_checkpoint import load_hf_blip
+    from amad.models.blip.checkpoint import load_hf_blip
 
     with pytest.raises(CheckpointError, match="is a BLIP caption checkpoint but task 'vqa'"):
         load_hf_blip(str(folder), "vqa")

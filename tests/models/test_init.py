@@ -18,7 +18,7 @@ from tiny_fixtures import FakeFeatures, FakeImages
 
 from amad.capture import CaptureSpec
 from amad.models import MODEL_SIZES, build_model
-from amad.models.vlt5_init import reference_std
+from amad.models.vlt5.init import reference_std
 from amad.types import Example
 
 SIZES = MODEL_SIZES.names()

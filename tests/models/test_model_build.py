@@ -55,7 +55,7 @@ def _attention_parameters(model) -> int:
 
 @pytest.mark.parametrize(("family", "size"), [("vlt5", "vlt5-tiny-teacher"), ("blip", "blip-tiny-teacher")])
 def test_changing_the_head_count_changes_only_the_head_count(family, size, tokenizer):
-    from amad.pipeline.setups import fit_size
+    from amad_suite.pipeline.setups import fit_size
 
     counts, depths = {}, set()
     for heads in (2, 4, 8):
@@ -72,7 +72,7 @@ def test_changing_the_head_count_changes_only_the_head_count(family, size, token
 
 
 def test_a_head_count_that_does_not_divide_the_width_is_a_config_error():
-    from amad.pipeline.setups import fit_size
+    from amad_suite.pipeline.setups import fit_size
 
     with pytest.raises(ConfigError, match=r"heads 3 does not divide the attention width 128"):
         fit_size("vlt5-tiny-teacher", "vlt5", None, heads=3)

@@ -8,7 +8,7 @@ from helpers_vlt5 import FEAT_DIM, one_thread  # noqa: F401
 from transformers import BertConfig, T5Config, T5ForConditionalGeneration
 
 from amad.errors import CheckpointError
-from amad.models.vlt5_checkpoint import (
+from amad.models.vlt5.checkpoint import (
     check_family,
     compare_state,
     load_hf_t5,
@@ -16,8 +16,8 @@ from amad.models.vlt5_checkpoint import (
     model_shapes,
     remap_vlt5_keys,
 )
-from amad.models.vlt5_encoder import VLT5ForConditionalGeneration
-from amad.models.vlt5_visual import VLT5Config
+from amad.models.vlt5.encoder import VLT5ForConditionalGeneration
+from amad.models.vlt5.visual import VLT5Config
 
 SIZES = dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, dropout_rate=0.0, decoder_start_token_id=0)
 BASE = dict(d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12)

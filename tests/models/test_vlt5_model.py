@@ -9,8 +9,8 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from amad.capture import CaptureSpec, capture_attention
 from amad.errors import ConfigError
-from amad.models.vlt5_encoder import VLT5ForConditionalGeneration
-from amad.models.vlt5_visual import VLT5Config, vlt5_box_area
+from amad.models.vlt5.encoder import VLT5ForConditionalGeneration
+from amad.models.vlt5.visual import VLT5Config, vlt5_box_area
 
 SIZES = dict(vocab_size=60, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, dropout_rate=0.0)
 

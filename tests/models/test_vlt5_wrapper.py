@@ -22,9 +22,9 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from amad.capture import CaptureSpec
 from amad.errors import CheckpointError, ConfigError, DataError
-from amad.models.registry import FAMILIES
-from amad.models.vlt5 import VLT5Model
-from amad.models.vlt5_visual import vocab_rows
+from amad.models.base import FAMILIES
+from amad.models.vlt5.model import VLT5Model
+from amad.models.vlt5.visual import vocab_rows
 from amad.types import Example
 
 
@@ -241,7 +241,7 @@ def test_teacher_init_with_fewer_heads_groups_teacher_heads_and_sums_their_bias(
     from tiny_fixtures import make_tokenizer
 
     from amad.models import build_model
-    from amad.pipeline.setups import fit_size
+    from amad_suite.pipeline.setups import fit_size
 
     tok = make_tokenizer()
     teacher = build_model("vlt5", "caption", "vlt5-smoke-teacher", tok, seed=0)  # 4 heads x d_kv 8

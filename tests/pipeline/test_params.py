@@ -7,10 +7,10 @@ import pytest
 import yaml
 from repo_support import run, stage_cmd
 
-from amad.config import load_params, parse_setup
 from amad.errors import ConfigError, UnknownNameError
-from amad.pipeline import params as P
-from amad.preset import use
+from amad_suite.config import load_params, parse_setup
+from amad_suite.pipeline import params as P
+from amad_suite.preset import use
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ROOT / "configs" / "presets"
@@ -272,7 +272,7 @@ def test_mixed_precision_survives_yaml_booleans():
 
 def test_missing_multi30k_fails_before_the_download_stage_writes_anything(tmp_path):
     from amad.errors import DataError
-    from amad.pipeline.data_stages import run_download
+    from amad_suite.pipeline.data_stages import run_download
 
     params = _preset("smoke")
     params["data"]["multi30k"] = str(tmp_path / "nowhere")

@@ -9,8 +9,8 @@ import yaml
 from repo_support import make_repo, pipeline_env, run, stage_cmd
 from shared_data import needs_multi30k
 
-from amad.pipeline import setups as S
-from amad.pipeline.layout import DataLayout
+from amad_suite.pipeline import setups as S
+from amad_suite.pipeline.layout import DataLayout
 
 pytestmark = [pytest.mark.slow, needs_multi30k]
 
@@ -40,7 +40,7 @@ def test_repro_writes_metrics_and_reports(smoke_repo):
         assert record["cost"]["params"] > 0
         info = json.loads((smoke_repo / "results" / "distill" / name / "run_info.json").read_text())
         assert info["seed"] == record["seed"] and info["versions"]["torch"] and info["git"]["sha"]
-        assert info["allocator"] == "glibc-keep-freed"  # the stage scripts keep freed memory (amad/allocator.py)
+        assert info["allocator"] == "glibc-keep-freed"  # the stage scripts keep freed memory (amad_suite/allocator.py)
     for setup in suite["setups"] + suite["budget_setups"]:  # scored by their own stages
         record = json.loads((smoke_repo / "results" / "eval" / f"{setup}-teacher.json").read_text())
         assert record["role"] == "teacher" and record["seed"] is None and record["metrics"][record["headline"]] >= 0

@@ -241,7 +241,7 @@ def _resume_with(how: str, target: str) -> Callable[[Workspace, Path], None]:
     def prepare(ws: Workspace, out: Path) -> None:
         import signal
 
-        from amad.training import checkpoint as ckpt
+        from amad_suite.training import checkpoint as ckpt
 
         def interrupt(pid: int, sig: int) -> None:  # the loop's crash hook kills the process; here it interrupts
             assert sig == signal.SIGKILL
@@ -376,6 +376,8 @@ CASES: list[Case] = [
     Case("report_eval_empty", lambda ws, out: _report(ws, out, damage_eval="empty"), "not valid JSON"),
     Case("report_eval_truncated", lambda ws, out: _report(ws, out, damage_eval="truncate"), "not valid JSON"),
     Case("report_npz_truncated", lambda ws, out: _report(ws, out, damage_npz=True), "unreadable npz"),
-    Case("preset_show_invalid_yaml", lambda ws, out: ["-m", "amad.preset"], "is not valid YAML", "preset: [mini\n"),
-    Case("preset_unknown", lambda ws, out: ["-m", "amad.preset", "papr"], "did you mean 'paper'"),
+    Case(
+        "preset_show_invalid_yaml", lambda ws, out: ["-m", "amad_suite.preset"], "is not valid YAML", "preset: [mini\n"
+    ),
+    Case("preset_unknown", lambda ws, out: ["-m", "amad_suite.preset", "papr"], "did you mean 'paper'"),
 ]

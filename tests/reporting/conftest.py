@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from report_fixtures import make_results
 
-from amad.reporting import build_report
+from amad_suite.reporting import build_report
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ import yaml
 from report_fixtures import write_eval
 
 from amad.errors import ConfigError, DataError
-from amad.reporting import build_report, load_eval_runs, load_published, validate_published
-from amad.reporting.schema import TASK_METRICS
+from amad_suite.reporting import build_report, load_eval_runs, load_published, validate_published
+from amad_suite.reporting.schema import TASK_METRICS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from amad.errors import DataError
-from amad.reporting import load_history
-from amad.reporting.figures import attention_grid, split_alignment, tile_heads
-from amad.reporting.schema import short_metric
+from amad_suite.reporting import load_history
+from amad_suite.reporting.figures import attention_grid, split_alignment, tile_heads
+from amad_suite.reporting.schema import short_metric
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from report_fixtures import make_results
 
-from amad.reporting.aggregate import group_runs, summarize
-from amad.reporting.collect import load_eval_runs
-from amad.reporting.render import latex_escape
-from amad.reporting.tables import format_stat, task_table
+from amad_suite.reporting.aggregate import group_runs, summarize
+from amad_suite.reporting.collect import load_eval_runs
+from amad_suite.reporting.render import latex_escape
+from amad_suite.reporting.tables import format_stat, task_table
 
 
 def _md_rows(text: str) -> list[list[str]]:

@@ -4,8 +4,8 @@ import ctypes.util
 
 import pytest
 
-from amad import allocator
-from amad.training.run_info import collect
+from amad_suite import allocator
+from amad_suite.training.run_info import collect
 
 
 def test_opt_out_leaves_the_allocator_alone(monkeypatch):

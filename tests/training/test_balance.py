@@ -7,12 +7,12 @@ import torch
 from test_distill_step import EXAMPLES, _pair
 from tiny_fixtures import FakeFeatures
 
-from amad.config import TrainConfig
 from amad.errors import CaptureError, TrainingError
 from amad.training.balance import calibrate, grad_norm, gradient_ratio
-from amad.training.loop import check_finite, train
 from amad.training.step import distill_step, plan_capture
 from amad.training.terms import parse_method
+from amad_suite.config import TrainConfig
+from amad_suite.training.loop import check_finite, train
 
 KINDS = ("encoder_self", "decoder_self", "cross")
 
@@ -97,7 +97,7 @@ def test_loop_logs_the_gradient_ratio_and_clip_scale_and_records_weights(tmp_pat
 
 def test_resume_keeps_the_calibrated_weight(tmp_path, monkeypatch):
     first = _train(tmp_path / "a", {"task": 1.0, "amad_kl": {"weight": "auto"}}, max_steps=4, checkpoint_every=2)
-    from amad.training import checkpoint as ckpt
+    from amad_suite.training import checkpoint as ckpt
 
     state = torch.load(tmp_path / "a" / "checkpoint" / ckpt.STATE_FILE, weights_only=False)
     assert state["weights"] == first.weights

@@ -6,10 +6,10 @@ from test_distill_step import EXAMPLES, _pair
 from tiny_fixtures import FakeFeatures
 
 import amad.capture.base as capture_base
-from amad.config import TrainConfig
-from amad.training.loop import train
 from amad.training.step import plan_capture
 from amad.training.terms import parse_method
+from amad_suite.config import TrainConfig
+from amad_suite.training.loop import train
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_rows_are_checked_on_the_first_step_only(tmp_path, row_checks):
 
 
 def test_checkpoint_state_round_trip_and_finished_note(tmp_path):
-    from amad.training import checkpoint as ckpt
+    from amad_suite.training import checkpoint as ckpt
 
     ckpt.save_state(tmp_path, {"fingerprint": "abc", "step": 3})
     assert ckpt.load_state(tmp_path, "abc")["step"] == 3

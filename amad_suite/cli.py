@@ -1,0 +1,61 @@
+"""Entry-point wrapper for stage scripts: logging, and one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from amad.errors import AmadError
+
+
+def setup_logging() -> None:
+    level = os.environ.get("AMAD_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "urllib3", "filelock", "matplotlib", "PIL", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line, ``error: <what> (<fix>)``, exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def run_parser(description: str | None, *, teacher: bool = False) -> argparse.ArgumentParser:
+    """Arguments shared by the per-run stages (distill, evaluate): --setup, --method, --seed, --data.
+
+    ``teacher``: also accept ``--method teacher``, which takes no --seed.
+    """
+    parser = OneLineParser(description=description)
+    parser.add_argument("--setup", required=True, help="family-task pair, e.g. vlt5-vqa")
+    method_help = "a method under distill.methods" + (", or teacher" if teacher else "")
+    parser.add_argument("--method", required=True, help=method_help)
+    parser.add_argument(
+        "--seed", required=not teacher, type=int, help="the run's seed" + (" (students)" if teacher else "")
+    )
+    parser.add_argument("--data", required=True, help="the data folder (data/)")
+    return parser
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run ``main``; user-fixable errors print ``error: <message>`` and exit 2, Ctrl-C exits 130."""
+    setup_logging()
+    from amad_suite.allocator import keep_freed_memory
+
+    keep_freed_memory()  # CPU steps stop paying page faults for their recycled activations (amad_suite/allocator.py)
+    try:
+        main()
+    except AmadError as err:
+        message = " ".join(str(err).split())
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        sys.exit(130)
