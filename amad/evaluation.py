@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from amad.errors import DataError
@@ -142,27 +141,3 @@ def score(
             f"signature{suffix}": result["signature"],
         }
     raise DataError(f"unknown task {task!r}: expected vqa, caption or translation")
-
-
-@torch.no_grad()
-def attention_example(model: DistillModel, example: Example, visual: Any) -> dict[str, np.ndarray]:
-    """The last layer of every attention kind for one example: name '<kind>/<layer>' -> (H, Q, K)."""
-    from amad.capture import CaptureSpec
-
-    model.eval()
-    device = next(model.parameters()).device
-    layout = model.attention_layout()
-    spec = CaptureSpec(layers={kind: [n_layers - 1] for kind, (n_layers, _) in layout.items()})
-    batch = model.collate([example], visual, train=False).to(device)
-    out = model(batch, capture=spec)
-    arrays = {}
-    for (kind, layer), probs in out.attentions.probs.items():
-        q_mask = out.attentions.query_mask.get(kind)
-        k_mask = out.attentions.key_mask.get(kind)
-        maps = probs[0].float()  # (H, Q, K)
-        if q_mask is not None:
-            maps = maps[:, q_mask[0].bool()]
-        if k_mask is not None:
-            maps = maps[:, :, k_mask[0].bool()]
-        arrays[f"{kind}/{layer}"] = maps.cpu().numpy()
-    return arrays

@@ -16,8 +16,6 @@ def setup_logging() -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "urllib3", "filelock", "matplotlib", "PIL", "h5py"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -29,7 +27,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def run_parser(description: str | None, *, teacher: bool = False) -> argparse.ArgumentParser:
-    """Arguments shared by the per-run stages (distill, evaluate): --setup, --method, --seed, --data.
+    """Arguments shared by the per-run stages (distill, evaluate): --setup, --method, --seeds-key, --data.
 
     ``teacher``: also accept ``--method teacher``, which takes no --seed.
     """
@@ -38,7 +36,11 @@ def run_parser(description: str | None, *, teacher: bool = False) -> argparse.Ar
     method_help = "a method under distill.methods" + (", or teacher" if teacher else "")
     parser.add_argument("--method", required=True, help=method_help)
     parser.add_argument(
-        "--seed", required=not teacher, type=int, help="the run's seed" + (" (students)" if teacher else "")
+        "--seeds-key",
+        required=not teacher,
+        choices=("seeds", "budget_seeds"),
+        help="which seed list of params the runs use: suite.seeds or suite.budget_seeds"
+        + (" (students)" if teacher else ""),
     )
     parser.add_argument("--data", required=True, help="the data folder (data/)")
     return parser
@@ -47,9 +49,6 @@ def run_parser(description: str | None, *, teacher: bool = False) -> argparse.Ar
 def run_stage(main: Callable[[], None]) -> None:
     """Run ``main``; user-fixable errors print ``error: <message>`` and exit 2, Ctrl-C exits 130."""
     setup_logging()
-    from amad_suite.allocator import keep_freed_memory
-
-    keep_freed_memory()  # CPU steps stop paying page faults for their recycled activations (amad_suite/allocator.py)
     try:
         main()
     except AmadError as err:

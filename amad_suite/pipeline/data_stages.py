@@ -10,12 +10,14 @@ writes ``data/features/<task>.h5`` and ``extract_features@images`` the BLIP imag
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
 
 from amad.atomic import atomic_dir
 from amad.errors import DataError
+from amad_suite.config import check_preset
 from amad_suite.fetch.mirror import resolve_mirror
 from amad_suite.pipeline import params as P
 from amad_suite.pipeline.layout import COCO_IMAGE_TASKS, VISUAL_TASKS, DataLayout, visual_tasks
@@ -57,11 +59,11 @@ def _mini_multi30k_source(data_cfg: P.DataConfig) -> Path:
 
 def _mini_corpus(layout: DataLayout) -> list[str]:
     """Training texts of the three mini tasks, for the tokenizer."""
-    from amad_suite.pipeline.setups import train_examples
+    from amad_suite.pipeline.examples import train_examples
 
     texts: list[str] = []
     for task in ("vqa", "caption", "translation"):
-        for ex in train_examples(layout, task, "mini"):
+        for ex in train_examples(layout, task):
             texts.append(ex.source)
             texts.extend(ex.references if task != "vqa" else [ex.target])
     return [t for t in texts if t]
@@ -70,7 +72,8 @@ def _mini_corpus(layout: DataLayout) -> list[str]:
 def run_download(params: dict, data_root: str, progress: bool = True) -> None:
     """Mini: build the offline data sets and train the tokenizer. Paper: fetch every manifest file (all tasks),
     then write one tokenizer per family (VL-T5: data.tokenizer.source; BLIP: bert-base-uncased + [DEC] + [ENC])."""
-    P.validate_all(params)
+    params = P.declared(params, "download")
+    check_preset(params["preset"])
     data_cfg = P.data(params)
     layout = DataLayout(Path(data_root), data_cfg.scale)
     if data_cfg.scale == "mini":
@@ -82,6 +85,30 @@ def run_download(params: dict, data_root: str, progress: bool = True) -> None:
         layout.manifest_lock.write_text('{\n  "files": {}\n}\n', encoding="utf-8")
     record = {k: v for k, v in params["data"].items() if k != "mirror"}  # where files came from changes nothing
     write_json(layout.root / "download_summary.json", collect({"data": record}, data_cfg.seed, summary=summary))
+    write_json(layout.raw_digest, raw_digest(layout.raw_root, progress=progress))
+
+
+# Files above this size enter the digest by size and modification time instead of content (paper-scale h5 files).
+DIGEST_CONTENT_BYTES = 64 << 20
+
+
+def raw_digest(raw: Path, *, progress: bool = True) -> dict:
+    """{"files": n, "sha256": ...}: a hash over every file's relative path and content (or, above
+    DIGEST_CONTENT_BYTES, size and mtime) under ``raw``; equal trees give equal digests wherever they live."""
+    from amad.progress import Progress
+
+    files = sorted(p for p in raw.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    with Progress(len(files), "hash data/raw", unit="files", enabled=progress) as bar:
+        for path in files:
+            stat = path.stat()
+            if stat.st_size > DIGEST_CONTENT_BYTES:
+                body = f"{stat.st_size}:{stat.st_mtime_ns}"
+            else:
+                body = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest.update(f"{path.relative_to(raw).as_posix()}\t{body}\n".encode())
+            bar.update(1)
+    return {"files": len(files), "sha256": digest.hexdigest()}
 
 
 def _download_mini(data_cfg: P.DataConfig, layout: DataLayout) -> dict:
@@ -167,17 +194,17 @@ def _write_tokenizers(layout: DataLayout, tokenizers: dict) -> None:
 
 
 def _image_keys(layout: DataLayout, task: str) -> list[str]:
-    from amad_suite.pipeline.setups import examples
+    from amad_suite.pipeline.examples import examples
 
     keys: set[str] = set()
     for split in ("train", "val", "test"):
-        keys.update(ex.image_id for ex in examples(layout, task, split, train=False, scale=layout.scale) if ex.image_id)
+        keys.update(ex.image_id for ex in examples(layout, task, split, train=False) if ex.image_id)
     return sorted(keys)
 
 
 def _paper_coco_keys(layout: DataLayout) -> list[str]:
     """COCO image keys of the Karpathy caption split and VL-T5's Karpathy VQA files (no annotations parsed)."""
-    from amad.data.formats.loaders import read_json
+    from amad.data.formats.files import read_json
 
     keys = set(_image_keys(layout, "caption"))
     for split in ("train", "val", "test"):
@@ -198,11 +225,11 @@ def run_extract(params: dict, item: str, data_root: str, progress: bool = True) 
     index over the official COCO / Flickr30k region-feature files. Images: mini = one cache per visual task; paper
     = one uint8 COCO cache shared by VQA and captions.
     """
-    P.validate_all(params)
+    params = P.declared(params, "extract_features")
     if item not in EXTRACT_ITEMS:
         raise DataError(f"unknown extract_features item {item!r}: use one of {', '.join(EXTRACT_ITEMS)}")
-    data_cfg, feat_cfg = P.data(params), P.features(params)
-    layout = DataLayout(Path(data_root), data_cfg.scale)
+    feat_cfg = P.features(params)
+    layout = DataLayout(Path(data_root), P.data_scale(params))
     if item == "images":
         _extract_images(layout, feat_cfg, progress)
     elif item not in visual_tasks(layout.scale):

@@ -43,6 +43,12 @@ class DataLayout:
         return self.root / "raw"
 
     @property
+    def raw_digest(self) -> Path:
+        """One hash of everything under data/raw: what the training and evaluation stages depend on, instead of
+        the thousands of files themselves (DVC would stat every one of them for every stage)."""
+        return self.root / "raw_digest.json"
+
+    @property
     def manifest_lock(self) -> Path:
         """The checksum lock of the downloads, kept outside data/raw so that recording a hash never changes it."""
         return self.root / "manifest.lock.json"

@@ -1,4 +1,10 @@
-"""Typed, strict views of params.yaml sections, validated together before any stage does work."""
+"""Typed, strict views of params.yaml sections, and the params each stage declares.
+
+Every stage starts with :func:`declared`, which keeps only the keys the stage lists in dvc.yaml (``STAGE_PARAMS``;
+a test holds the two equal). Reading anything else then fails with "missing key", so a stage cannot depend on a
+param that DVC does not track for it, and changing an undeclared param (``data.mirror`` for the training stages)
+reruns nothing.
+"""
 
 from __future__ import annotations
 
@@ -148,6 +154,84 @@ class EvalConfig:
                 raise ConfigError(f"evaluate.max_new_tokens.{task} must be >= 1, got {value}")
 
 
+# stage -> the params it reads ({setup} and {method} are the stage's matrix items); dvc.yaml lists the same keys,
+# plus those its command interpolates (compute.launcher).
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "download": ("preset", "data"),
+    "extract_features": ("data.scale", "features"),
+    "teacher": ("data.scale", "data.seed", "teacher.train", "teacher.setups.{setup}"),
+    "distill": (
+        "data.scale",
+        "suite.{seeds}",
+        "student.setups.{setup}",
+        "distill.train",
+        "distill.layer_map",
+        "distill.kinds",
+        "distill.methods.{method}",
+    ),
+    "evaluate_teacher": ("preset", "data.scale", "evaluate"),
+    "evaluate": ("preset", "data.scale", "evaluate", "suite.{seeds}"),
+    "report": ("preset", "suite", "report", "distill.methods"),
+}
+TOP_LEVEL = ("preset", "compute", "suite", "data", "features", "teacher", "student", "distill", "evaluate", "report")
+
+
+def declared(params: Mapping[str, Any], stage: str, **items: str) -> dict[str, Any]:
+    """The part of ``params`` that ``stage`` declares (STAGE_PARAMS, with its items filled in).
+
+    Top-level names are checked against TOP_LEVEL first, so a misspelt section fails in every stage.
+
+    Raises:
+        ConfigError: an unknown top-level key, or a declared key missing from params.yaml.
+    """
+    for key in params:
+        if key not in TOP_LEVEL:
+            raise ConfigError(f"unknown top-level key {key!r} in params.yaml{did_you_mean(key, TOP_LEVEL)}")
+    if "seeds" in items and items["seeds"] not in SEED_LISTS:
+        raise ConfigError(f"--seeds-key must be one of {', '.join(SEED_LISTS)}, got {items['seeds']!r}")
+    if "method" in items:  # the method is the stage's item: an unknown one gets the method list, not "missing key"
+        _check_method(items["method"], section(params, "distill.methods"))
+    out: dict[str, Any] = {}
+    for pattern in STAGE_PARAMS[stage]:
+        dotted = pattern.format(**items)
+        value = section(params, dotted)
+        node = out
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return out
+
+
+SEED_LISTS = ("seeds", "budget_seeds")  # suite.seeds for suite.setups, suite.budget_seeds for suite.budget_setups
+
+
+def seeds(params: Mapping[str, Any], key: str) -> tuple[int, ...]:
+    """The seeds of one group of setups: ``suite.seeds`` or ``suite.budget_seeds``."""
+    if key not in SEED_LISTS:
+        raise ConfigError(f"--seeds-key must be one of {', '.join(SEED_LISTS)}, got {key!r}")
+    values = section(params, f"suite.{key}")
+    if not isinstance(values, list) or not values or not all(isinstance(v, int) and v >= 0 for v in values):
+        raise ConfigError(f"suite.{key} must be a non-empty list of seeds (integers >= 0), got {values!r}")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"suite.{key} lists a seed twice: {values}; remove the repeat")
+    return tuple(values)
+
+
+def data_scale(params: Mapping[str, Any]) -> str:
+    scale = section(params, "data.scale")
+    if scale not in ("mini", "paper"):
+        raise ConfigError(f"data.scale must be mini or paper, got {scale!r}")
+    return scale
+
+
+def data_seed(params: Mapping[str, Any]) -> int:
+    seed = section(params, "data.seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"data.seed must be an integer, got {seed!r}")
+    return seed
+
+
 def merged_train(base: TrainConfig, override: Mapping[str, Any], where: str) -> TrainConfig:
     data = dataclasses.asdict(base) | dict(override)
     return from_dict(TrainConfig, data, where)
@@ -241,9 +325,6 @@ def evaluate(params: Mapping[str, Any]) -> EvalConfig:
         if how == "rank" and family not in RANK_FAMILIES:
             raise ConfigError(f"evaluate.vqa_inference.{family}: rank inference is BLIP's recipe only; use generate")
     return cfg
-
-
-TOP_LEVEL = ("preset", "compute", "suite", "data", "features", "teacher", "student", "distill", "evaluate", "report")
 
 
 def validate_all(params: Mapping[str, Any]) -> SuiteConfig:

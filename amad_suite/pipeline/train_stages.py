@@ -1,61 +1,69 @@
-"""The teacher, distill and evaluate stages (the stage scripts only parse argv and call these)."""
+"""The teacher and distill stages (the stage scripts only parse argv and call these).
+
+Both follow one sequence (:func:`_train_and_save`): keep only the stage's declared params, build the model, train
+it with the suite's loop (resumable; a finished run's history survives a failed rerun), then, on the main rank,
+save the model atomically, an attention example, and ``run_info.json``, and drop the resume state.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from accelerate import PartialState
 
-from amad import evaluation
+from amad import losses
 from amad.atomic import remove_leftovers
-from amad.errors import ConfigError
-from amad.models import load_model
+from amad.capture.example import attention_example
 from amad.models.base import META_FILE, DistillModel
-from amad.models.cost import count_parameters, measure_latency
 from amad.training.seed import seed_everything
-from amad.training.step import one_to_one_heads, plan_capture
-from amad.training.terms import Term, attention_terms, needs_teacher
-from amad_suite.config import parse_setup
+from amad.training.step import CapturePlan, one_to_one_heads, plan_capture
+from amad.training.terms import Term, attention_terms, describe, needs_teacher
+from amad.types import Example
+from amad_suite.config import TrainConfig, parse_setup
+from amad_suite.pipeline import examples as E
 from amad_suite.pipeline import params as P
 from amad_suite.pipeline import setups as S
 from amad_suite.pipeline.io import keep_finished_history, save_npz
 from amad_suite.pipeline.layout import DataLayout
 from amad_suite.training import checkpoint as ckpt
-from amad_suite.training.loop import train
+from amad_suite.training.loop import TrainResult, train
 from amad_suite.training.run_info import collect, write_json
 
 log = logging.getLogger(__name__)
 
 
-def _data_sizes(params: dict) -> dict:
-    return dataclasses.asdict(P.data(params))
+def examples_digest(examples: Sequence[Example]) -> str:
+    """A short hash of the training examples: a resume checkpoint of other data is never picked up."""
+    digest = hashlib.sha256()
+    for ex in examples:
+        digest.update(f"{ex.uid}\t{ex.image_id}\t{ex.source}\t{ex.target}\t{ex.target_weight}\n".encode())
+    return digest.hexdigest()[:16]
 
 
-def _attention_example(model: DistillModel, layout: DataLayout, task: str, scale: str, visual: Any, path: Path):
-    first = next(iter(S.test_sets(layout, task, scale).values()))[0]
-    save_npz(path, evaluation.attention_example(model, first, visual))
-
-
-def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, progress: bool = True) -> None:
-    """Train the teacher; the evaluate_teacher stage scores it, so evaluation params never retrain a teacher."""
-    P.validate_all(params)
-    family, task = parse_setup(setup)
-    cfg, train_cfg = P.teacher_setup(params, setup)
-    data_cfg = P.data(params)
-    layout, out = DataLayout(Path(data_root), P.data(params).scale), Path(out_dir)
-    visual = S.visual_store(layout, family, task)
-    examples = S.train_examples(layout, task, data_cfg.scale)
-    seed_everything(data_cfg.seed)
-    model = S.build_teacher(params, setup, layout, visual)
-    stage_params = {
-        "teacher": dataclasses.asdict(cfg),
-        "train": dataclasses.asdict(train_cfg),
-        "data": _data_sizes(params),
-    }
-    fp = ckpt.fingerprint({"stage": "teacher", "setup": setup, **stage_params})
+def _train_and_save(
+    model: DistillModel,
+    layout: DataLayout,
+    task: str,
+    visual: Any,
+    examples: Sequence[Example],
+    train_cfg: TrainConfig,
+    out: Path,
+    *,
+    record: dict[str, Any],
+    seed: int,
+    desc: str,
+    progress: bool,
+    **train_options: Any,
+) -> TrainResult | None:
+    """Train ``model`` into ``out`` and write its outputs; returns the result on the main rank, None elsewhere."""
+    fingerprint = _fingerprint(record, seed, examples)
     remove_leftovers(out / "model")
     with keep_finished_history(out, f"model/{META_FILE}"):
         result = train(
@@ -63,25 +71,52 @@ def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, progress
             examples,
             visual,
             train_cfg,
-            terms=(Term("task", 1.0),),
-            seed=data_cfg.seed,
+            seed=seed,
             work_dir=out,
-            run_fingerprint=fp,
+            run_fingerprint=fingerprint,
             progress=progress,
-            desc=f"teacher {setup}",
+            desc=desc,
+            **train_options,
         )
-    if not PartialState().is_main_process:  # other ranks of a multi-GPU launch are done
-        return
+    if not PartialState().is_main_process:  # the other ranks of a multi-GPU launch are done
+        return None
     model.save_pretrained(str(out / "model"))  # atomic: a complete folder or none
-    _attention_example(model, layout, task, data_cfg.scale, visual, out / "attention_example.npz")
-    info = collect(
-        stage_params,
-        data_cfg.seed,
-        setup=setup,
-        steps=result.steps,
-        train_seconds=result.seconds,
-        load_report=model.init_report or {"init": "random"},
+    first = next(iter(E.test_sets(layout, task).values()))[0]
+    save_npz(out / "attention_example.npz", attention_example(model, first, visual))
+    return result
+
+
+def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, progress: bool = True) -> None:
+    """Train the teacher; the evaluate_teacher stage scores it, so evaluation params never retrain a teacher."""
+    family, task = parse_setup(setup)
+    params = P.declared(params, "teacher", setup=setup)
+    cfg, train_cfg = P.teacher_setup(params, setup)
+    scale, seed = P.data_scale(params), P.data_seed(params)
+    layout, out = DataLayout(Path(data_root), scale), Path(out_dir)
+    visual = E.visual_store(layout, family, task)
+    examples = E.train_examples(layout, task)
+    seed_everything(seed)
+    model = S.build_teacher(params, setup, layout, visual)
+    record = {"stage": "teacher", "setup": setup, "teacher": dataclasses.asdict(cfg)}
+    record["train"] = dataclasses.asdict(train_cfg)
+    result = _train_and_save(
+        model,
+        layout,
+        task,
+        visual,
+        examples,
+        train_cfg,
+        out,
+        record=record,
+        seed=seed,
+        desc=f"teacher {setup}",
+        progress=progress,
+        terms=(Term("task", 1.0),),
     )
+    if result is None:
+        return
+    load_report = model.init_report or {"init": "random"}
+    info = collect(record, seed, steps=result.steps, train_seconds=result.seconds, load_report=load_report)
     write_json(out / "run_info.json", info)
     ckpt.clear_state(out / "checkpoint", result.steps)
 
@@ -90,220 +125,110 @@ def run_distill(
     params: dict,
     setup: str,
     method: str,
-    seed: int,
+    seeds_key: str,
     data_root: str,
     teacher_dir: str,
     out_dir: str,
     progress: bool = True,
 ) -> None:
-    P.validate_all(params)
+    """Distil one student per seed of ``suite.<seeds_key>`` into ``<out_dir>/s<seed>``.
+
+    The seeds share one process (one import of torch, one teacher load). A seed whose finished run in its folder
+    has the same fingerprint (params, seed, training data) is kept as it is, so adding a seed trains only the new
+    one; folders of seeds no longer listed are removed, so the stage's output holds exactly the listed seeds.
+    """
     family, task = parse_setup(setup)
+    params = P.declared(params, "distill", setup=setup, method=method, seeds=seeds_key)
+    seeds = P.seeds(params, seeds_key)
     terms = P.method_terms(params, method)
-    dcfg = P.distill(params)
-    train_cfg = P.student_train(params, setup)
-    data_cfg = P.data(params)
-    layout, out = DataLayout(Path(data_root), P.data(params).scale), Path(out_dir)
+    dcfg, train_cfg, student_cfg = P.distill(params), P.student_train(params, setup), P.student_setup(params, setup)
+    layout, out = DataLayout(Path(data_root), P.data_scale(params)), Path(out_dir)
     teacher = S.load_teacher(teacher_dir)
-    visual = S.visual_store(layout, family, task)
-    examples = S.train_examples(layout, task, data_cfg.scale)
-    seed_everything(seed)
-    student = S.build_student(params, setup, layout, visual, teacher)
-    kinds = dcfg.kinds.get(family, ()) if attention_terms(terms) else ()
-    from_teacher = P.student_setup(params, setup).init == "teacher"
-    plan = plan_capture(student, teacher, tuple(kinds), dcfg.layer_map, student_from_teacher=from_teacher)
-    stage_params = {
+    visual = E.visual_store(layout, family, task)
+    examples = E.train_examples(layout, task)
+    kinds = tuple(dcfg.kinds.get(family, ())) if attention_terms(terms) else ()
+    record = {
+        "stage": "distill",
+        "setup": setup,
         "method": method,
-        "terms": [dataclasses.asdict(t) for t in terms],
-        "student": dataclasses.asdict(P.student_setup(params, setup)),
+        "terms": describe(terms),
+        "student": dataclasses.asdict(student_cfg),
         "distill": {"train": dataclasses.asdict(train_cfg), "layer_map": dcfg.layer_map, "kinds": list(kinds)},
-        "data": _data_sizes(params),
     }
-    fp = ckpt.fingerprint({"stage": "distill", "setup": setup, "seed": seed, **stage_params})
-    remove_leftovers(out / "model")
-    with keep_finished_history(out, f"model/{META_FILE}"):
-        result = train(
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(out.glob("s*")):
+        if stale.is_dir() and stale.name not in {f"s{seed}" for seed in seeds}:
+            shutil.rmtree(stale)
+    for seed in seeds:
+        run_out = out / f"s{seed}"
+        if _finished(run_out, record, seed, examples):
+            log.info("distill %s %s s%d: finished with these params; kept", setup, method, seed)
+            continue
+        seed_everything(seed)
+        student = S.build_student(params, setup, layout, visual, teacher)
+        plan = plan_capture(student, teacher, kinds, dcfg.layer_map, student_from_teacher=student_cfg.init == "teacher")
+        result = _train_and_save(
             student,
-            examples,
+            layout,
+            task,
             visual,
+            examples,
             train_cfg,
-            terms=terms,
+            run_out,
+            record=record,
             seed=seed,
-            work_dir=out,
-            run_fingerprint=fp,
+            desc=f"distill {setup} {method} s{seed}",
+            progress=progress,
+            terms=terms,
             teacher=teacher if needs_teacher(terms) else None,
             plan=plan,
-            progress=progress,
-            desc=f"distill {setup} {method} s{seed}",
         )
-    if not PartialState().is_main_process:
-        return
-    student.save_pretrained(str(out / "model"))
-    save_npz(out / "alignment.npz", result.alignment)  # empty for methods without an alignment
-    _attention_example(student, layout, task, data_cfg.scale, visual, out / "attention_example.npz")
-    info = collect(
-        stage_params,
-        seed,
-        setup=setup,
-        steps=result.steps,
-        train_seconds=result.seconds,
-        resumed_from_step=result.resumed_from,
-        final_losses=result.last_parts,
-        capture_pairs=[list(p) for p in plan.pairs],
-        loss_versions={t.name: getattr(_loss(t.name), "version", None) for t in terms if t.name != "task"},
-        calibrated_weights=result.weights,
-        load_report=student.init_report or {"init": "random"},
-        one_to_one_pairing={
-            t.name: {
+        if result is None:
+            continue
+        save_npz(run_out / "alignment.npz", result.alignment)  # empty for methods without an alignment
+        info = collect(
+            record,
+            seed,
+            fingerprint=_fingerprint(record, seed, examples),
+            steps=result.steps,
+            train_seconds=result.seconds,
+            resumed_from_step=result.resumed_from,
+            final_losses=result.last_parts,
+            capture_pairs=[list(p) for p in plan.pairs],
+            loss_versions={t.name: losses.get(t.name).version for t in terms if t.name != "task"},
+            calibrated_weights=result.weights,
+            load_report=student.init_report or {"init": "random"},
+            one_to_one_pairing=_pairings(terms, plan),
+        )
+        write_json(run_out / "run_info.json", info)
+        ckpt.clear_state(run_out / "checkpoint", result.steps)
+
+
+def _fingerprint(record: dict[str, Any], seed: int, examples: Sequence[Example]) -> str:
+    return ckpt.fingerprint({**record, "seed": seed, "examples": examples_digest(examples)})
+
+
+def _finished(run_out: Path, record: dict[str, Any], seed: int, examples: Sequence[Example]) -> bool:
+    """True when ``run_out`` holds a complete run of exactly this configuration."""
+    info_path = run_out / "run_info.json"
+    if not (run_out / "model" / META_FILE).is_file() or not info_path.is_file():
+        return False
+    try:
+        return json.loads(info_path.read_text()).get("fingerprint") == _fingerprint(record, seed, examples)
+    except ValueError:
+        return False
+
+
+def _pairings(terms: Sequence[Term], plan: CapturePlan) -> dict[str, dict[str, list[int] | None]]:
+    """term -> kind -> the teacher head each student head learns from (one-to-one losses; None = identity)."""
+    out = {}
+    for term in attention_terms(tuple(terms)):
+        if "teacher_heads" in losses.get(term.name).options:
+            choice = term.options.get("teacher_heads", "auto")
+            out[term.name] = {
                 kind: one_to_one_heads(
-                    t.options.get("teacher_heads", "auto"),
-                    plan.student_heads[kind],
-                    plan.teacher_heads[kind],
-                    from_teacher,
+                    choice, plan.student_heads[kind], plan.teacher_heads[kind], plan.student_from_teacher
                 )
                 for kind in plan.student_heads
             }
-            for t in attention_terms(terms)
-            if "teacher_heads" in _loss(t.name).options
-        },
-    )
-    write_json(out / "run_info.json", info)
-    ckpt.clear_state(out / "checkpoint", result.steps)
-
-
-def _loss(name: str):
-    from amad import losses
-
-    return losses.get(name)
-
-
-def run_evaluate(
-    params: dict,
-    setup: str,
-    method: str,
-    seed: int | None,
-    data_root: str,
-    run_dir: str,
-    out: str,
-    meteor: Any = True,
-) -> None:
-    """Score a student (``run_dir`` = its distill folder) or, with ``method="teacher"``, a teacher folder.
-
-    ``meteor``: a running :class:`amad.metrics.MeteorScorer` for caption setups, or True to start one.
-    """
-    P.validate_all(params)
-    if method == P.TEACHER:
-        seed, model = None, S.load_teacher(run_dir)
-    else:
-        P.method_terms(params, method)  # an unknown --method fails here, before the model is loaded
-        if seed is None:
-            raise ConfigError(f"evaluating method {method!r} needs --seed (only --method teacher has none)")
-        model = load_model(Path(run_dir) / "model")
-    family, task = parse_setup(setup)
-    if (model.family, model.task) != (family, task):
-        raise ConfigError(
-            f"{run_dir} holds a {model.family} {model.task} model but --setup is {setup!r}: evaluate it with "
-            f"--setup {model.family}-{model.task}, or pass the {setup} run's folder"
-        )
-    evaluate_model(
-        params,
-        model,
-        setup,
-        method,
-        seed,
-        DataLayout(Path(data_root), P.data(params).scale),
-        Path(out),
-        run_dir=Path(run_dir),
-        meteor=meteor,
-    )
-
-
-def evaluate_model(
-    params: dict,
-    model: DistillModel,
-    setup: str,
-    method: str,
-    seed: int | None,
-    layout: DataLayout,
-    out: Path,
-    *,
-    run_dir: Path,
-    predictions_out: Path | None = None,
-    meteor: Any = True,
-) -> dict:
-    """Score ``model`` on the task's test sets and write the eval JSON the report stage reads."""
-    family, task = parse_setup(setup)
-    ecfg, data_cfg = P.evaluate(params), P.data(params)
-    visual = S.visual_store(layout, family, task)
-    metrics: dict[str, Any] = {}
-    predictions: dict[str, dict[str, str]] = {}
-    signature = None
-    test_sets = S.test_sets(layout, task, data_cfg.scale)
-    answers, inference = None, {"method": "generate", "num_beams": ecfg.num_beams}
-    rank = task == "vqa" and ecfg.vqa_inference.get(family, "generate") == "rank"
-    prior = task == "vqa" and method == P.TEACHER
-    train = S.train_examples(layout, task, data_cfg.scale) if rank or prior else []
-    if rank:
-        answers = evaluation.answer_list(train, ecfg.rank_answers)
-        inference = {"method": "rank", "answers": len(answers), "k": min(ecfg.rank_k, len(answers))}
-    for name, examples in test_sets.items():
-        preds = evaluation.predict(
-            model,
-            examples,
-            visual,
-            batch_size=ecfg.batch_size,
-            num_beams=ecfg.num_beams,
-            max_new_tokens=ecfg.max_new_tokens[task],
-            desc=f"eval {setup} {method} {name}",
-            answers=answers,
-            rank_k=ecfg.rank_k,
-        )
-        scores = evaluation.score(task, examples, preds, name if task == "translation" else "", meteor=meteor)
-        signature = scores.pop(f"signature/{name}", signature)
-        metrics.update(scores)
-        predictions[name] = preds
-    # The teacher's record also carries the blind question-only baseline, a reference row of the VQA table.
-    references: dict[str, dict] = {}
-    if prior:
-        references[P.QUESTION_PRIOR] = {}
-        for examples in test_sets.values():
-            prior_preds = evaluation.question_prior(train, examples)
-            references[P.QUESTION_PRIOR].update(evaluation.score(task, examples, prior_preds))
-    first = next(iter(test_sets.values()))
-    latency_batch = model.collate(first[: ecfg.latency_batch], visual, train=False)
-    cost = {"params": count_parameters(model.model)} | measure_latency(model, latency_batch, repeats=3, warmup=1)
-    layout_info = model.attention_layout()
-    main_kind = next(iter(layout_info))
-    terms = P.method_terms(params, method) if method != P.TEACHER else ()
-    tau = next((t.options["tau"] for t in terms if t.is_attention and "tau" in t.options), None)
-    run = f"{setup}-teacher" if method == P.TEACHER else f"{setup}-{method}-s{seed}"
-    info = collect({}, seed)
-    record = {
-        "run": run,
-        "role": "teacher" if method == P.TEACHER else "student",
-        "family": family,
-        "task": task,
-        "method": method,
-        "seed": seed,
-        "preset": params.get("preset"),
-        "metrics": metrics,
-        "references": references,
-        "headline": evaluation.HEADLINE[task],
-        "inference": inference,
-        "cost": cost,
-        "model": {
-            "layers": {k: list(v) for k, v in layout_info.items()},
-            "heads": layout_info[main_kind][1],
-            "size": str(
-                P.teacher_setup(params, setup)[0].size if method == P.TEACHER else P.student_setup(params, setup).size
-            ),
-        },
-        "distill": {"tau": tau, "loss_terms": {t.name: "auto" if t.auto else t.weight for t in terms}}
-        if terms
-        else None,
-        "git_sha": info["git"]["sha"],
-        "signature": signature,
-    }
-    write_json(out, record)
-    write_json(predictions_out or out.parent.parent / "predictions" / out.name, predictions)
-    log.info("%s: %s", run, {k: v for k, v in metrics.items() if isinstance(v, float)})
-    return record
+    return out

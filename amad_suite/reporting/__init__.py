@@ -5,11 +5,11 @@ outputs go under ``reports/`` and are generated (only ``reports/published.yaml``
 """
 
 from amad_suite.reporting.build import build_report
-from amad_suite.reporting.collect import EvalRun, load_eval_runs, load_history, load_npz
+from amad_suite.reporting.collect import EvalRecord, load_eval_runs, load_history, load_npz
 from amad_suite.reporting.published import load_published, validate_published
 
 __all__ = [
-    "EvalRun",
+    "EvalRecord",
     "build_report",
     "load_eval_runs",
     "load_history",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from amad_suite.reporting.collect import EvalRun
+from amad_suite.reporting.collect import EvalRecord
 from amad_suite.reporting.schema import FAMILIES, REFERENCE, TASKS, metric_order, order_key, row_key
 
 
@@ -37,7 +37,7 @@ class Group:
     task: str
     family: str
     method: str
-    runs: tuple[EvalRun, ...]
+    runs: tuple[EvalRecord, ...]
 
     @property
     def role(self) -> str:
@@ -59,7 +59,7 @@ class Group:
         """Names of every metric any run of the group reports."""
         return {m for r in self.runs for m in r.metrics}
 
-    def representative(self) -> EvalRun:
+    def representative(self) -> EvalRecord:
         """The run used for single-run figures: the lowest seed (runs without a seed first)."""
         return min(self.runs, key=lambda r: (r.seed is not None, r.seed or 0, r.run))
 
@@ -69,13 +69,13 @@ class Group:
         return heads if isinstance(heads, int) else None
 
 
-def _seed_key(run: EvalRun) -> tuple[int, str]:
+def _seed_key(run: EvalRecord) -> tuple[int, str]:
     return (run.seed or 0, run.run)
 
 
-def group_runs(runs: list[EvalRun]) -> list[Group]:
+def group_runs(runs: list[EvalRecord]) -> list[Group]:
     """Group runs and order them: by task, by family, the teacher, the references, then students in METHOD_ORDER."""
-    buckets: dict[tuple[str, str, str, str], list[EvalRun]] = {}
+    buckets: dict[tuple[str, str, str, str], list[EvalRecord]] = {}
     for run in runs:
         buckets.setdefault((run.task, run.family, run.role, run.method), []).append(run)
     groups = [Group(t, f, m, tuple(sorted(rs, key=_seed_key))) for (t, f, _, m), rs in buckets.items()]

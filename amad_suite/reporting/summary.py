@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from amad_suite.reporting.aggregate import Group
-from amad_suite.reporting.collect import EvalRun
+from amad_suite.reporting.collect import EvalRecord
 from amad_suite.reporting.schema import short_metric
 
 SCALE_NOTES = {
@@ -17,7 +17,7 @@ SCALE_NOTES = {
 }
 
 
-def summary_metrics(groups: list[Group], runs: list[EvalRun]) -> dict[str, float | int]:
+def summary_metrics(groups: list[Group], runs: list[EvalRecord]) -> dict[str, float | int]:
     """Flat metrics: ``"<task>.<family>.<method>.<short headline>"`` -> mean over seeds, plus ``"runs"``.
 
     Example keys: ``vqa.vlt5.amad.acc``, ``caption.blip.logit.cider``, ``translation.vlt5.teacher.bleu16``.
@@ -31,7 +31,7 @@ def summary_metrics(groups: list[Group], runs: list[EvalRun]) -> dict[str, float
 
 
 def results_index(
-    runs: list[EvalRun],
+    runs: list[EvalRecord],
     tables: list[tuple[str, str]],
     figures: list[str],
     published_filled: bool,

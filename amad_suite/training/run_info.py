@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
+import os
 import platform
 import subprocess
 import sys
@@ -42,6 +43,18 @@ def git_state(cwd: str | Path = ".") -> dict[str, Any]:
     return {"sha": sha, "dirty": bool(status) if status is not None else None}
 
 
+# Environment settings of the C allocator that a launcher may set (compute.launcher in the mini preset keeps freed
+# memory: a CPU training step re-uses the same multi-MiB activations every step, and glibc's defaults return and
+# re-fault them each time). Read by glibc at process start; recorded so a run's speed can be read in context.
+ALLOCATOR_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES", "LD_PRELOAD")
+
+
+def allocator_settings() -> dict[str, str] | str:
+    """The allocator variables of this process's environment, or ``"system"`` when none is set."""
+    settings = {key: os.environ[key] for key in ALLOCATOR_ENV if os.environ.get(key)}
+    return settings or "system"
+
+
 def package_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
@@ -56,7 +69,6 @@ def collect(params: dict[str, Any], seed: int | None, **extra: Any) -> dict[str,
     import torch
 
     from amad.losses import cpu_kernel
-    from amad_suite import allocator
 
     return {
         "git": git_state(),
@@ -67,7 +79,7 @@ def collect(params: dict[str, Any], seed: int | None, **extra: Any) -> dict[str,
         "platform": platform.platform(),
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
-        "allocator": allocator.describe(),
+        "allocator": allocator_settings(),
         "cpu_kernel": cpu_kernel.status(),  # the fused AMAD kernel for float32 CPU maps (amad/losses/cpu_kernel.py)
         "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **extra,

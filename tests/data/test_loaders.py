@@ -12,7 +12,7 @@ from shared_data import SHARED_MULTI30K, needs_multi30k
 from amad.data import load_examples
 from amad_suite.fetch.download import fetch_all
 from amad_suite.fetch.manifest import load_manifest
-from amad.data.formats.loaders import unknown_name
+from amad.registry import unknown_name
 from amad.errors import ConfigError, DataError, UnknownNameError
 from amad.types import Example
 

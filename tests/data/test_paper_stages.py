@@ -19,7 +19,7 @@ from amad_suite.config import load_params
 from amad.data.visual.features import FeatureStore, write_features
 from amad.data.visual.images import ImageStore
 from amad.errors import ConfigError
-from amad_suite.pipeline import setups as S
+from amad_suite.pipeline import examples as S
 from amad_suite.pipeline.data_stages import run_download, run_extract
 from amad_suite.pipeline.layout import DataLayout
 

@@ -218,12 +218,15 @@ def test_stage_prints_one_line_error_and_no_traceback(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_evaluate_names_an_unknown_method_before_loading_anything(tmp_path):
+def test_evaluate_refuses_a_reserved_method_name_before_loading_anything(tmp_path):
     (tmp_path / "params.yaml").write_text((PRESETS / "smoke.yaml").read_text())
-    cmd = stage_cmd("evaluate", ROOT, setup="vlt5-vqa", method="amda", seed=0, data="data", run="r", out="e.json")
+    cmd = stage_cmd(
+        "evaluate", ROOT, setup="vlt5-vqa", method="question_prior", seed=0, data="data", run="r", out="e.json",
+        predictions="p.json",
+    )  # fmt: skip
     proc = run(cmd, tmp_path, check=False, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: unknown method 'amda': did you mean 'amad'")
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: --method 'question_prior' labels a reference row")
     assert not (tmp_path / "e.json").exists()
 
 
@@ -243,7 +246,16 @@ def test_missing_teacher_checkpoint_is_a_one_line_error(tmp_path):
 def test_evaluating_a_missing_teacher_is_a_one_line_error(tmp_path):
     (tmp_path / "params.yaml").write_text((PRESETS / "smoke.yaml").read_text())
     run_dir = "results/teachers/vlt5-vqa"
-    cmd = stage_cmd("evaluate", ROOT, setup="vlt5-vqa", method="teacher", data="data", run=run_dir, out="e.json")
+    cmd = stage_cmd(
+        "evaluate",
+        ROOT,
+        setup="vlt5-vqa",
+        method="teacher",
+        data="data",
+        run=run_dir,
+        out="e.json",
+        predictions="p.json",
+    )
     proc = run(cmd, tmp_path, check=False, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert (
@@ -253,7 +265,9 @@ def test_evaluating_a_missing_teacher_is_a_one_line_error(tmp_path):
             "error: missing teacher checkpoint results/teachers/vlt5-vqa/model: run `dvc repro teacher@vlt5-vqa` first"
         )
     )
-    student = stage_cmd("evaluate", ROOT, setup="vlt5-vqa", method="amad", data="data", run="r", out="e.json")
+    student = stage_cmd(
+        "evaluate", ROOT, setup="vlt5-vqa", method="amad", data="data", run="r", out="e.json", predictions="p.json"
+    )
     proc = run(student, tmp_path, check=False, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: evaluating method 'amad' needs --seed")

@@ -52,7 +52,8 @@ class Workspace:
         self.results = root / "results"
         self.teacher = self.results / "teachers" / "vlt5-vqa"
         self.blip_teacher = self.results / "teachers" / "blip-caption"
-        self.student = self.results / "distill" / "vlt5-vqa-amad-s0"
+        self.student_dir = self.results / "distill" / "vlt5-vqa-amad"
+        self.student = self.student_dir / "s0"
         self.params_text = ""
         self._scratch = root / "scratch"
 
@@ -68,9 +69,9 @@ class Workspace:
             ["stages/download.py", "--data", "data"],
             *(["stages/extract_features.py", "--task", t, "--data", "data"] for t in ws.feature_tasks()),
             *(["stages/teacher.py", "--setup", s, "--data", "data", "--out", f"results/teachers/{s}"] for s in SETUPS),
-            ws.distill_cmd(ws.student),
-            ws.evaluate_cmd(ws.student, ws.results / "eval" / "vlt5-vqa-amad-s0.json"),
-            ws.evaluate_cmd(ws.teacher, ws.results / "eval" / "vlt5-vqa-teacher.json", method="teacher"),
+            ws.distill_cmd(ws.student_dir),
+            ws.evaluate_cmd(ws.student_dir, ws.results / "eval" / "vlt5-vqa-amad"),
+            ws.evaluate_cmd(ws.teacher, ws.results / "eval" / "vlt5-vqa-teacher", method="teacher"),
         ]
         (root / "published.yaml").write_text("")
         for argv in steps:
@@ -114,16 +115,20 @@ class Workspace:
     def distill_cmd(self, out: Path, data: Path | None = None, teacher: Path | None = None, setup: str = "vlt5-vqa"):
         return [
             "stages/distill.py",
-            *("--setup", setup, "--method", "amad", "--seed", "0"),
+            *("--setup", setup, "--method", "amad", "--seeds-key", "seeds"),
             *("--data", str(data or self.data), "--teacher", str(teacher or self.teacher), "--out", str(out)),
         ]
 
     def evaluate_cmd(self, run: Path, out: Path, setup: str = "vlt5-vqa", method: str = "amad"):
-        seed = [] if method == "teacher" else ["--seed", "0"]
+        """Evaluate the seed folders of ``run`` (or a teacher folder) into the folder ``out``; the predictions go to
+        ``results/predictions/<name>`` for the workspace's own results, else beside ``out``."""
+        seeds = [] if method == "teacher" else ["--seeds-key", "seeds"]
+        own = out.parent == self.results / "eval"
+        predictions = self.results / "predictions" / out.name if own else out.with_name(out.name + "-predictions")
         return [
             "stages/evaluate.py",
-            *("--setup", setup, "--method", method, *seed, "--data", str(self.data)),
-            *("--run", str(run), "--out", str(out)),
+            *("--setup", setup, "--method", method, *seeds, "--data", str(self.data)),
+            *("--run", str(run), "--out", str(out), "--predictions", str(predictions)),
         ]
 
     def report_cmd(self, results: Path, out: Path):
@@ -192,7 +197,7 @@ def _distill(ws: Workspace, out: Path) -> list[str]:
 
 
 def _evaluate(ws: Workspace, out: Path) -> list[str]:
-    return ws.evaluate_cmd(ws.student, out / "eval.json")
+    return ws.evaluate_cmd(ws.student_dir, out / "eval")
 
 
 def _with_copy(kind: str, how: str, target: str) -> Callable[[Workspace, Path], list[str]]:
@@ -204,9 +209,9 @@ def _with_copy(kind: str, how: str, target: str) -> Callable[[Workspace, Path], 
             damage(copy_dir / target, how)
             return ws.distill_cmd(out, teacher=copy_dir)
         if kind == "student":
-            copy_dir = ws.copy_of(ws.student, "student-copy")
-            damage(copy_dir / target, how)
-            return ws.evaluate_cmd(copy_dir, out / "eval.json")
+            copy_dir = ws.copy_of(ws.student_dir, "student-copy")
+            damage(copy_dir / "s0" / target, how)
+            return ws.evaluate_cmd(copy_dir, out / "eval")
         raise ValueError(kind)
 
     return command
@@ -215,13 +220,13 @@ def _with_copy(kind: str, how: str, target: str) -> Callable[[Workspace, Path], 
 def _nan_weights(ws: Workspace, out: Path) -> list[str]:
     from safetensors.numpy import load_file, save_file
 
-    copy_dir = ws.copy_of(ws.student, "student-nan")
-    path = copy_dir / "model" / "model.safetensors"
+    copy_dir = ws.copy_of(ws.student_dir, "student-nan")
+    path = copy_dir / "s0" / "model" / "model.safetensors"
     weights = load_file(path)
     first = sorted(k for k, v in weights.items() if v.dtype == np.float32)[0]
     weights[first] = np.full_like(weights[first], np.nan)
     save_file(weights, path, metadata={"format": "pt"})
-    return ws.evaluate_cmd(copy_dir, out / "eval.json")
+    return ws.evaluate_cmd(copy_dir, out / "eval")
 
 
 def _nan_features(ws: Workspace, out: Path) -> list[str]:
@@ -254,11 +259,11 @@ def _resume_with(how: str, target: str) -> Callable[[Workspace, Path], None]:
         finally:
             os.kill = old_kill
             del os.environ["AMAD_CRASH_AFTER_STEP"]
-        assert code == 130 and (out / "checkpoint" / ckpt.STATE_FILE).exists()
+        assert code == 130 and (out / "s0" / "checkpoint" / ckpt.STATE_FILE).exists()
         if target == "state":
-            damage(out / "checkpoint" / ckpt.STATE_FILE, how)
+            damage(out / "s0" / "checkpoint" / ckpt.STATE_FILE, how)
         else:
-            tsv = next((out / "dvclive" / "plots" / "metrics").rglob("*.tsv"))
+            tsv = next((out / "s0" / "dvclive" / "plots" / "metrics").rglob("*.tsv"))
             if how == "garbage":
                 tsv.write_text(tsv.read_text() + "garbage\x00line\n")
             else:
@@ -270,9 +275,9 @@ def _resume_with(how: str, target: str) -> Callable[[Workspace, Path], None]:
 def _report(ws: Workspace, out: Path, damage_eval: str | None = None, damage_npz: bool = False) -> list[str]:
     results = ws.copy_of(ws.results, "results-copy")
     if damage_eval:
-        damage(next((results / "eval").glob("*amad*.json")), damage_eval)
+        damage(results / "eval" / "vlt5-vqa-amad" / "s0.json", damage_eval)
     if damage_npz:
-        damage(results / "distill" / "vlt5-vqa-amad-s0" / "alignment.npz", "truncate")
+        damage(results / "distill" / "vlt5-vqa-amad" / "s0" / "alignment.npz", "truncate")
     return ws.report_cmd(results, out)
 
 
@@ -324,7 +329,7 @@ CASES: list[Case] = [
     Case("unknown_top_level_key", _distill, "did you mean 'distill'", lambda p: p.update(distil={})),
     Case("invalid_yaml", _distill, "is not valid YAML", "distill: {layer_map: [uniform\n"),
     Case("empty_params", _distill, "must hold a mapping of sections", ""),
-    Case("empty_seeds", _distill, "suite.seeds is empty", _set("suite.seeds", [])),
+    Case("empty_seeds", _distill, "suite.seeds must be a non-empty list", _set("suite.seeds", [])),
     Case("lr_diverges", _distill, "step ", _set("distill.train", {**_SMOKE_TRAIN, "lr": 1.0e3, "max_steps": 60})),
     # params: data and evaluation
     Case(
@@ -344,9 +349,9 @@ CASES: list[Case] = [
     Case("max_new_tokens_zero", _evaluate, "max_new_tokens.vqa must be >= 1", _set("evaluate.max_new_tokens.vqa", 0)),
     # command line
     Case(
-        "seed_not_int",
+        "seeds_key_unknown",
         lambda ws, out: [*ws.distill_cmd(out)[:6], "abc", *ws.distill_cmd(out)[7:]],
-        "invalid int value: 'abc'",
+        "invalid choice: 'abc'",
     ),
     Case("blip_translation", lambda ws, out: ws.distill_cmd(out, setup="blip-translation"), "BLIP has no Multi30K"),
     Case("missing_data", lambda ws, out: ws.distill_cmd(out, data=out / "nowhere"), "missing"),
@@ -370,7 +375,7 @@ CASES: list[Case] = [
     Case("dvclive_empty", _distill, "is not a DVCLive history", prepare=_resume_with("empty", "live")),
     Case(
         "eval_of_other_task",
-        lambda ws, out: ws.evaluate_cmd(ws.student, out / "e.json", setup="vlt5-caption"),
+        lambda ws, out: ws.evaluate_cmd(ws.student_dir, out / "e", setup="vlt5-caption"),
         "holds a vlt5 vqa model",
     ),
     Case("report_eval_empty", lambda ws, out: _report(ws, out, damage_eval="empty"), "not valid JSON"),

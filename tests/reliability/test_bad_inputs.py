@@ -35,7 +35,7 @@ def test_bad_input_gives_one_error_line_and_changes_nothing(ws: Workspace, case,
     assert "Traceback" not in stderr, f"{case.name}: traceback\n{stderr[-3000:]}"
     assert len(errors) == 1, f"{case.name}: {len(errors)} error lines\n{stderr[-2000:]}"
     assert case.expect in errors[0], f"{case.name}: {errors[0]!r} lacks {case.expect!r}"
-    assert not (out / "model").exists(), f"{case.name} wrote a model"
+    assert not list(out.rglob("model")), f"{case.name} wrote a model"
     assert ws.snapshot() == before, f"{case.name} changed an earlier output"
 
 
@@ -50,29 +50,49 @@ def test_yaml_1_1_numbers_are_accepted_where_a_number_is_expected(ws: Workspace,
 
 def test_a_killed_save_leaves_a_temporary_folder_that_the_next_run_removes(ws: Workspace, capfd) -> None:
     out = ws.scratch("leftover")
-    shutil.copytree(ws.student, out)
-    shutil.rmtree(out / "model")
-    leftover = out / ".model.tmp-99999"
+    shutil.copytree(ws.student_dir, out)
+    shutil.rmtree(out / "s0" / "model")
+    leftover = out / "s0" / ".model.tmp-99999"
     shutil.copytree(ws.student / "model", leftover)
     code, _ = ws.run(ws.distill_cmd(out), capfd)
-    assert code == 0 and not leftover.exists() and (out / "model" / "amad_model.json").exists()
+    assert code == 0 and not leftover.exists() and (out / "s0" / "model" / "amad_model.json").exists()
 
 
 def test_a_failed_rerun_into_a_finished_run_keeps_its_history(ws: Workspace, capfd) -> None:
     out = ws.scratch("finished")
-    shutil.copytree(ws.student, out)
-    before = {p.relative_to(out): p.read_bytes() for p in (out / "dvclive").rglob("*") if p.is_file()}
+    shutil.copytree(ws.student_dir, out)
+    history = out / "s0" / "dvclive"
+    before = {p.relative_to(history): p.read_bytes() for p in history.rglob("*") if p.is_file()}
     data = ws.scratch("nan-data")
     shutil.copytree(ws.data, data)
-    features = data / "features" / "vqa.h5"
-    with h5py.File(features, "r+") as fh:  # every region feature NaN: the first step's loss is not finite
+    with h5py.File(data / "features" / "vqa.h5", "r+") as fh:  # every region feature NaN: step 1 is not finite
         for key in fh:
             if isinstance(fh[key], h5py.Group) and "features" in fh[key]:
                 fh[key]["features"][...] = np.nan
-    code, stderr = ws.run(ws.distill_cmd(out, data=data), capfd)
+    params = yaml.safe_load(ws.params_text)
+    params["distill"]["train"]["max_steps"] = 5  # other params than the finished run's: it trains again
+    with ws.case(yaml.safe_dump(params, sort_keys=False)):
+        code, stderr = ws.run(ws.distill_cmd(out, data=data), capfd)
     assert code == 2 and "error:" in stderr
-    after = {p.relative_to(out): p.read_bytes() for p in (out / "dvclive").rglob("*") if p.is_file()}
-    assert after == before
+    after = {p.relative_to(history): p.read_bytes() for p in history.rglob("*") if p.is_file()}
+    assert after == before and (out / "s0" / "model" / "amad_model.json").exists()
+
+
+def test_a_finished_seed_is_kept_and_a_new_seed_trains(ws: Workspace, capfd) -> None:
+    out = ws.scratch("seeds")
+    shutil.copytree(ws.student_dir, out)
+    kept = (out / "s0" / "model" / "model.safetensors").stat().st_mtime_ns
+    params = yaml.safe_load(ws.params_text)
+    params["suite"]["seeds"] = [0, 1]
+    with ws.case(yaml.safe_dump(params, sort_keys=False)):
+        code, stderr = ws.run(ws.distill_cmd(out), capfd)
+    assert code == 0, stderr[-2000:]
+    assert (out / "s0" / "model" / "model.safetensors").stat().st_mtime_ns == kept
+    assert (out / "s1" / "model" / "amad_model.json").exists()
+    params["suite"]["seeds"] = [1]
+    with ws.case(yaml.safe_dump(params, sort_keys=False)):
+        code, _ = ws.run(ws.distill_cmd(out), capfd)
+    assert code == 0 and not (out / "s0").exists()  # the stage's output holds exactly the listed seeds
 
 
 def test_the_battery_has_thirty_distinct_cases() -> None:

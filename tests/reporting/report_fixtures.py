@@ -55,11 +55,10 @@ def write_eval(results: Path, family: str, task: str, method: str, seed: int | N
         "git_sha": "0123456789abcdef0123",
         "signature": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0" if task == "translation" else None,
     }
-    if role == "student":
-        data["distill"] = {"tau": 1.0, "loss_terms": {"task": 1.0}}
-    elif task == "vqa":
+    if role == "teacher" and task == "vqa":
         data["references"] = {"question_prior": _metrics(task, PRIOR_SCORE)}
-    path = results / "eval" / f"{run}.json"
+    name = "teacher.json" if role == "teacher" else f"s{seed}.json"
+    path = results / "eval" / f"{family}-{task}-{method}" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path
@@ -98,7 +97,7 @@ def make_results(root: Path, pairs=(("vlt5", "vqa"), ("vlt5", "caption"), ("vlt5
         for method in METHODS:
             for seed in SEEDS:
                 write_eval(results, family, task, method, seed)
-                run_dir = results / "distill" / f"{family}-{task}-{method}-s{seed}"
+                run_dir = results / "distill" / f"{family}-{task}-{method}" / f"s{seed}"
                 terms = {"train/loss": [2.0 + seed, 1.0, 0.5], "train/task": [1.0, 0.8, 0.6]}
                 if method.startswith("amad"):
                     terms["train/amad_kl"] = [0.3, 0.2, 0.1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from amad.data.formats.loaders import apply_limit, format_error, read_json
+from amad.data.formats.files import apply_limit, format_error, read_json
 from amad.registry import unknown_name
 from amad.errors import DataError
 from amad.types import Example

@@ -11,7 +11,8 @@ import logging
 import zlib
 from pathlib import Path, PurePosixPath
 
-from amad.data.formats.loaders import CREATED_BY, apply_limit, require_file, unknown_name
+from amad.data.formats.files import CREATED_BY, apply_limit, require_file
+from amad.registry import unknown_name
 from amad.errors import ConfigError, DataError
 from amad.types import Example
 

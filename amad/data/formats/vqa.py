@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from amad.data.formats.loaders import apply_limit, format_error, read_json
+from amad.data.formats.files import apply_limit, format_error, read_json
 from amad.registry import unknown_name
 from amad.errors import ConfigError, DataError
 from amad.types import Example
