@@ -19,7 +19,11 @@ def setup_logging() -> None:
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse with the project's error format: one line, ``error: <what> (<fix>)``, exit status 2."""
+    """argparse with the project's error format: one line, ``error: <what> (<fix>)``, exit status 2; options are
+    never abbreviated (``--seed`` must not silently mean ``--seeds-key``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)

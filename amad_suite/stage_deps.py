@@ -7,6 +7,7 @@ A stage runs its script and every project module the script can import, at modul
 
     python -m amad_suite.stage_deps            # the code deps of every stage script
     python -m amad_suite.stage_deps --check    # exit 1 when dvc.yaml's code deps differ (tests run the same check)
+    python -m amad_suite.stage_deps --write    # rewrite the code entries of dvc.yaml's deps lists in place
 """
 
 from __future__ import annotations
@@ -120,10 +121,42 @@ def check(dvc_yaml: Path = ROOT / "dvc.yaml") -> list[str]:
     return problems
 
 
+def write(dvc_yaml: Path = ROOT / "dvc.yaml") -> int:
+    """Rewrite, in place, the code entries of every literal ``deps:`` list with what its stage's script runs
+    (comments, anchors and the other entries stay as they are); returns the number of lists rewritten.
+
+    A list belongs to the script named by the closest ``stages/<name>.py`` above it (each stage's command comes
+    before its deps)."""
+    lines = dvc_yaml.read_text().splitlines(keepends=True)
+    out, script, rewritten, i = [], None, 0, 0
+    while i < len(lines):
+        line = lines[i]
+        out.append(line)
+        found = [w for w in line.replace("*", " ").split() if w.startswith("stages/") and w.endswith(".py")]
+        script = found[0] if found else script
+        i += 1
+        if line.strip() == "deps:" or line.strip().startswith("deps: &"):
+            start = i
+            while (
+                i < len(lines) and lines[i].strip().startswith("- ") and lines[i].strip()[2:].startswith(CODE_PREFIXES)
+            ):
+                i += 1
+            if i > start and script is not None:
+                pad = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
+                out.extend(f"{pad}- {dep}\n" for dep in stage_code(script))
+                rewritten += 1
+    dvc_yaml.write_text("".join(out))
+    return rewritten
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare with dvc.yaml")
+    parser.add_argument("--write", action="store_true", help="rewrite dvc.yaml's code deps")
     args = parser.parse_args()
+    if args.write:
+        print(f"rewrote {write()} deps lists of dvc.yaml")
+        return
     if args.check:
         problems = check()
         print("\n".join(problems) or "dvc.yaml code deps match what every stage runs")

@@ -12,7 +12,6 @@ here (benchmarks/pipeline.py --mini) against it.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,13 +19,9 @@ from pathlib import Path
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from shared_data import SHARED_MULTI30K  # noqa: E402
-
-from amad.data.formats.multi30k import load_multi30k  # noqa: E402
-from amad.data.tokenizer import train_tokenizer  # noqa: E402
+from amad.data.formats.multi30k import load_multi30k
+from amad.data.tokenizer import train_tokenizer
+from amad_suite.testing import SHARED_MULTI30K
 
 REFERENCE_STEPS_PER_S = 1.2  # issue 5: the 7.5M T5 at batch 64 on 2 cores
 BATCH = 64

@@ -2,7 +2,7 @@
 
 1. Cost of the attention term: a full mini-size training step (teacher forward + student forward/backward +
    AdamW) with `amad` vs `logit` terms, interleaved in one process, at the mini preset's distill batch size and
-   with the allocator setting the stage scripts use (amad_suite/allocator.py; --system-malloc turns it off).
+   with the allocator setting the mini preset's launcher uses (MALLOC_*_THRESHOLD_; --system-malloc turns it off).
    Target: amad <= 1.10x logit.
 2. The smoke preset end to end through `dvc repro` in a fresh git repo (target <= 3 min), then `dvc repro` with
    nothing changed (target <= 10 s).
@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -25,20 +26,20 @@ import numpy as np
 import torch
 import yaml
 
+from amad.models import build_model
+from amad.models.sizes import resolve_size
+from amad.testing import make_tokenizer
+from amad.training.step import distill_step, plan_capture
+from amad.training.terms import parse_method
+from amad.types import Example
+from amad_suite.testing import (
+    SHARED_MULTI30K,
+    make_repo,
+    pipeline_env,
+    run,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from repo_support import make_repo, pipeline_env, run  # noqa: E402
-from shared_data import SHARED_MULTI30K  # noqa: E402
-from tiny_fixtures import make_tokenizer  # noqa: E402
-
-from amad.models import build_model  # noqa: E402
-from amad.models.sizes import resolve_size  # noqa: E402
-from amad.training.step import distill_step, plan_capture  # noqa: E402
-from amad.training.terms import parse_method  # noqa: E402
-from amad.types import Example  # noqa: E402
-from amad_suite.allocator import keep_freed_memory  # noqa: E402
-
 METHODS = {
     "logit": {"task": 1.0, "logit_kd": {"weight": 1.0, "temperature": 2.0}},
     "amad": {"task": 1.0, "logit_kd": {"weight": 1.0, "temperature": 2.0}, "amad_kl": {"weight": 1.0, "tau": 1.0}},
@@ -58,6 +59,10 @@ class _Visual:
             return rng.standard_normal((3, self.image_size, self.image_size)).astype(np.float32)
         boxes = np.sort(rng.random((16, 2, 2)), axis=1).reshape(16, 4)[:, [0, 2, 1, 3]].astype(np.float32)
         return rng.standard_normal((16, self.feature_dim)).astype(np.float32), boxes
+
+
+# The mini preset's compute.launcher environment (configs/presets/mini.yaml).
+KEEP_FREED = {"MALLOC_TRIM_THRESHOLD_": "1073741824", "MALLOC_MMAP_THRESHOLD_": "1073741824"}
 
 
 def step_cost(family: str, batch_size: int, steps: int) -> None:
@@ -139,8 +144,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    kept = False if args.system_malloc else keep_freed_memory()
-    print(f"allocator: {'glibc told to keep freed memory, as the stages do' if kept else 'system default'}")
+    if not args.system_malloc and "MALLOC_MMAP_THRESHOLD_" not in os.environ:  # glibc reads these at start-up
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **KEEP_FREED})
+    kept = "MALLOC_MMAP_THRESHOLD_" in os.environ
+    print(f"allocator: {'glibc keeps freed memory, as the mini launcher does' if kept else 'system default'}")
     for family in ("vlt5", "blip"):
         step_cost(family, args.batch, args.steps)
     if args.skip_repro:

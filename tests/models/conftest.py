@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tiny_fixtures import FakeImages, make_tokenizer
 from transformers import PreTrainedTokenizerFast
 
+from amad import testing
+from amad.testing import FakeImages, make_tokenizer
 from amad.types import Example
 
 
@@ -33,25 +34,17 @@ def image_store():
 
 @pytest.fixture(scope="session")
 def vqa_examples() -> list[Example]:
-    return [
-        Example("q1", "1", "what color is the circle ?", "red", ["red"] * 10, 1.0, "other"),
-        Example("q2", "2", "how many shapes are there on the left ?", "two", ["two"] * 9 + ["three"], 0.6, "number"),
-        Example("q3", "3", "is the square blue ?", "no", ["no"] * 10, 1.0, "yes/no"),
-    ]
+    return testing.vqa_examples()
 
 
 @pytest.fixture(scope="session")
 def caption_examples() -> list[Example]:
-    return [
-        Example("c1", "1", "", "a red circle", ["a red circle"]),
-        Example("c2", "2", "", "two blue shapes on the left", ["two blue shapes on the left"]),
-        Example("c3", "3", "", "a green triangle", ["a green triangle"]),
-    ]
+    return testing.caption_examples()
 
 
 @pytest.fixture(scope="session")
 def big_tokenizer() -> PreTrainedTokenizerFast:
     """The ``tokenizer`` fixture's tokens plus two more at the end (as BLIP adds [DEC] and [ENC] to BERT's)."""
-    from tiny_fixtures import WORDS
+    from amad.testing import WORDS
 
     return make_tokenizer([*WORDS, "extra1", "extra2"])

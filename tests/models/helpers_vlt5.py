@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import tiny_fixtures
 import torch
 from transformers import PreTrainedTokenizerFast
 
+from amad import testing
 from amad.types import Batch, Example
 
 _PROMPTS = ["vqa", ":", "caption", "translate", "english", "to", "german"]
@@ -18,14 +17,14 @@ WORDS = _PROMPTS + _ENGLISH + _ENGLISH2 + _GERMAN
 FEAT_DIM = 12
 N_BOXES = 5
 
-TINY = tiny_fixtures.TINY_VLT5 | {"feat_dim": FEAT_DIM, "n_boxes": N_BOXES}
+TINY = testing.TINY_VLT5 | {"feat_dim": FEAT_DIM, "n_boxes": N_BOXES}
 # Same widths (d_model 32, 2 heads x 16 = 32 inner), fewer heads and layers: init "teacher" can copy.
 TINY_STUDENT = dict(TINY, d_kv=16, num_heads=2, num_layers=1, num_decoder_layers=1)
 
 
 def make_tokenizer(words: list[str] = WORDS) -> PreTrainedTokenizerFast:
     """The shared word-level test tokenizer (specials 0..4), with the VL-T5 test vocabulary by default."""
-    return tiny_fixtures.make_tokenizer(words)
+    return testing.make_tokenizer(words)
 
 
 class FakeFeatures:
@@ -44,12 +43,7 @@ class FakeFeatures:
         return feats, boxes
 
 
-def vqa_examples() -> list[Example]:
-    return [
-        Example("q1", "1", "what color is the circle ?", "red", ["red"] * 10, 1.0, "other"),
-        Example("q2", "2", "how many shapes are there on the left ?", "two", ["two"] * 9 + ["three"], 0.6, "number"),
-        Example("q3", "3", "is the square blue ?", "no", ["no"] * 10, 1.0, "yes/no"),
-    ]
+vqa_examples = testing.vqa_examples
 
 
 def translation_examples() -> list[Example]:
@@ -82,12 +76,3 @@ def overfit(model: torch.nn.Module, batch: Batch, steps: int = 120, lr: float = 
         optimizer.step()
     model.eval()
     return float(loss.detach())
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run ~100x faster on one thread than on two contended ones; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -7,13 +7,13 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_fixtures import FakeImages
 
 from amad.capture import CaptureSpec, attention_layout
 from amad.errors import ConfigError
 from amad.models import build_model, load_model
 from amad.models.base import FAMILIES, DistillModel, weighted_token_loss
 from amad.models.blip.model import BlipModel
+from amad.testing import FakeImages
 from amad.types import Example
 from amad_suite.pipeline.params import RANK_FAMILIES
 

@@ -14,11 +14,11 @@ from collections import defaultdict
 import numpy as np
 import pytest
 import torch
-from tiny_fixtures import FakeFeatures, FakeImages
 
 from amad.capture import CaptureSpec
 from amad.models import MODEL_SIZES, build_model
 from amad.models.vlt5.init import reference_std
+from amad.testing import FakeFeatures, FakeImages
 from amad.types import Example
 
 SIZES = MODEL_SIZES.names()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers_vlt5 import FEAT_DIM, one_thread  # noqa: F401
+from helpers_vlt5 import FEAT_DIM
 from transformers import T5Config, T5ForConditionalGeneration
 
 from amad.capture import CaptureSpec, capture_attention

@@ -13,7 +13,6 @@ from helpers_vlt5 import (
     FakeFeatures,
     color_examples,
     make_tokenizer,
-    one_thread,  # noqa: F401
     overfit,
     translation_examples,
     vqa_examples,
@@ -238,9 +237,8 @@ def test_vocabulary_rows_reserve_the_box_order_rows():
 
 
 def test_teacher_init_with_fewer_heads_groups_teacher_heads_and_sums_their_bias():
-    from tiny_fixtures import make_tokenizer
-
     from amad.models import build_model
+    from amad.testing import make_tokenizer
     from amad_suite.pipeline.setups import fit_size
 
     tok = make_tokenizer()

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from repo_support import run, stage_cmd
 
 from amad.errors import ConfigError, UnknownNameError
 from amad_suite.config import load_params, parse_setup
 from amad_suite.pipeline import params as P
 from amad_suite.preset import use
+from amad_suite.testing import run, stage_cmd
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ROOT / "configs" / "presets"
@@ -74,20 +74,13 @@ def test_unknown_loss_in_a_method_suggests_near_match():
         P.validate_all(params)
 
 
-def test_blip_translation_makes_no_sense():
-    params = _preset("mini")
-    params["suite"]["setups"] = ["blip-translation"]
-    with pytest.raises(ConfigError, match="BLIP has no Multi30K translation task"):
-        P.validate_all(params)
-
-
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("setups", ["blip-translation"], r"BLIP has no Multi30K translation task"),
         ("budget_setups", ["vlt5-captions"], r"unknown task 'captions'.*did you mean 'caption'"),
         ("budget_setups", ["vlt5-caption"], r"in both suite.setups and suite.budget_setups"),
         ("seeds", [0, 0], r"suite.seeds lists a value twice"),
+        ("setups", ["vlt5-vqa", "blip-translation"], r"BLIP has no Multi30K translation task"),
         ("budget_seeds", [], r"suite.budget_seeds is empty but suite.budget_setups is not"),
     ],
 )
@@ -101,24 +94,27 @@ def test_suite_groups_are_checked(key, value, message):
 def test_budget_setups_have_their_own_seeds():
     cfg = P.suite(_preset("mini"))
     assert cfg.all_setups == cfg.setups + cfg.budget_setups
-    assert {"vlt5-translation", "vlt5-vqa", "blip-vqa"} <= set(cfg.budget_setups)
-    assert len(cfg.budget_seeds) < len(cfg.seeds)  # the slowest setups run fewer seeds on a CPU
-    assert P.suite(_preset("paper")).budget_seeds == P.suite(_preset("paper")).seeds
+    params = _preset("mini")
+    assert P.seeds(params, "budget_seeds") == cfg.budget_seeds and P.seeds(params, "seeds") == cfg.seeds
+    params["distill"]["train"]["lr"] = "fast"
+    with pytest.raises(ConfigError, match=r"distill.train.lr must be a number"):
+        P.validate_all(params)
 
 
-def test_dvc_yaml_stage_groups_follow_the_suite(tmp_path):
-    """The budget stages come from suite.budget_setups x budget_seeds and share command, deps, params and outputs
-    with their twins."""
-    text = (ROOT / "dvc.yaml").read_text()
-    stages = yaml.safe_load(text)["stages"]
-    for name in ("teacher", "evaluate_teacher", "distill", "evaluate"):
-        main, budget = stages[name], stages[f"{name}_budget"]
-        main_body, budget_body = main.get("do", main), budget.get("do", budget)
-        for key in ("cmd", "deps", "params", "outs"):
-            assert budget_body[key] == main_body[key], (name, key)
+def test_dvc_yaml_stage_groups_follow_the_suite():
+    """The budget stages run suite.budget_setups with suite.budget_seeds: the same command, deps and outputs as their
+    twins, with the other seed list."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name in ("teacher", "evaluate_teacher"):
+        main, budget = stages[name]["do"], stages[f"{name}_budget"]["do"]
+        assert all(budget[key] == main[key] for key in ("cmd", "deps", "params", "outs")), name
     assert stages["teacher_budget"]["foreach"] == "${suite.budget_setups}"
-    assert stages["distill_budget"]["matrix"]["seed"] == "${suite.budget_seeds}"
-    assert stages["distill"]["matrix"]["seed"] == "${suite.seeds}"
+    for name in ("distill", "evaluate"):
+        main, budget = stages[name], stages[f"{name}_budget"]
+        assert main["matrix"]["setup"] == "${suite.setups}" and budget["matrix"]["setup"] == "${suite.budget_setups}"
+        assert budget["cmd"] == main["cmd"].replace("--seeds-key seeds", "--seeds-key budget_seeds")
+        assert budget["params"] == [p.replace("suite.seeds", "suite.budget_seeds") for p in main["params"]]
+        assert budget["deps"] == main["deps"] and budget["outs"] == main["outs"]
 
 
 def test_evaluation_params_never_retrain_a_teacher():
@@ -126,7 +122,7 @@ def test_evaluation_params_never_retrain_a_teacher():
     teacher, scored = stages["teacher"]["do"], stages["evaluate_teacher"]["do"]
     assert not any(str(p).startswith("evaluate") for p in teacher["params"])
     assert "evaluate" in scored["params"] and "results/teachers/${item}/model" in scored["deps"]
-    assert "--method teacher" in scored["cmd"] and "--eval-out" not in teacher["cmd"]
+    assert "--method teacher" in scored["cmd"]
 
 
 @pytest.mark.parametrize(
@@ -181,9 +177,12 @@ def test_missing_key_names_it():
 
 
 def test_teacher_train_override_merges_over_base():
-    params = _preset("paper")
+    params = _preset("mini")
+    params["teacher"]["setups"]["vlt5-translation"]["train"] = {"max_steps": 7, "batch_size": 3}
     _, train = P.teacher_setup(params, "vlt5-translation")
-    assert train.epochs == 40 and train.batch_size == 30 and train.lr == 5e-5
+    base = params["teacher"]["train"]
+    assert (train.max_steps, train.batch_size) == (7, 3)  # the override
+    assert (train.lr, train.epochs) == (base["lr"], base["epochs"])  # everything else from teacher.train
 
 
 def test_method_weight_must_be_a_number():
@@ -206,7 +205,9 @@ def test_stage_prints_one_line_error_and_no_traceback(tmp_path):
     params = _preset("mini")
     params["suite"]["methods"] = ["amda"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    cmd = stage_cmd("distill", ROOT, setup="vlt5-vqa", method="amda", seed=0, data="data", teacher="t", out="o")
+    cmd = stage_cmd(
+        "distill", ROOT, setup="vlt5-vqa", method="amda", seeds_key="seeds", data="data", teacher="t", out="o"
+    )
     proc = run(cmd, tmp_path, check=False, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
@@ -221,8 +222,8 @@ def test_stage_prints_one_line_error_and_no_traceback(tmp_path):
 def test_evaluate_refuses_a_reserved_method_name_before_loading_anything(tmp_path):
     (tmp_path / "params.yaml").write_text((PRESETS / "smoke.yaml").read_text())
     cmd = stage_cmd(
-        "evaluate", ROOT, setup="vlt5-vqa", method="question_prior", seed=0, data="data", run="r", out="e.json",
-        predictions="p.json",
+        "evaluate", ROOT, setup="vlt5-vqa", method="question_prior", seeds_key="seeds", data="data", run="r",
+        out="e.json", predictions="p.json",
     )  # fmt: skip
     proc = run(cmd, tmp_path, check=False, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -233,7 +234,9 @@ def test_evaluate_refuses_a_reserved_method_name_before_loading_anything(tmp_pat
 def test_missing_teacher_checkpoint_is_a_one_line_error(tmp_path):
     (tmp_path / "params.yaml").write_text((PRESETS / "smoke.yaml").read_text())
     teacher = "results/teachers/vlt5-vqa"
-    cmd = stage_cmd("distill", ROOT, setup="vlt5-vqa", method="amad", seed=0, data="data", teacher=teacher, out="out")
+    cmd = stage_cmd(
+        "distill", ROOT, setup="vlt5-vqa", method="amad", seeds_key="seeds", data="data", teacher=teacher, out="out"
+    )
     proc = run(cmd, tmp_path, check=False, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
@@ -270,7 +273,11 @@ def test_evaluating_a_missing_teacher_is_a_one_line_error(tmp_path):
     )
     proc = run(student, tmp_path, check=False, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: evaluating method 'amad' needs --seed")
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: --method teacher takes no --seeds-key, and a student method needs one")
+    )
     assert not (tmp_path / "e.json").exists()
 
 

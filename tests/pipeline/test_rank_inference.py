@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from tiny_fixtures import FakeImages, make_tokenizer
 
 from amad import evaluation
 from amad.errors import DataError
 from amad.models import build_model
+from amad.testing import FakeImages, make_tokenizer
 from amad.types import Example
 
 

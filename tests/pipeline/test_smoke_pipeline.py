@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 import yaml
-from repo_support import make_repo, pipeline_env, run, stage_cmd
 from shared_data import needs_multi30k
 
 from amad_suite.pipeline import examples as S
 from amad_suite.pipeline.layout import DataLayout
+from amad_suite.testing import make_repo, pipeline_env, run, stage_cmd
 
 pytestmark = [pytest.mark.slow, needs_multi30k]
 

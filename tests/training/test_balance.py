@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 from test_distill_step import EXAMPLES, _pair
-from tiny_fixtures import FakeFeatures
 
 from amad.errors import CaptureError, TrainingError
+from amad.testing import FakeFeatures
 from amad.training.balance import calibrate, grad_norm, gradient_ratio
 from amad.training.step import distill_step, plan_capture
 from amad.training.terms import parse_method

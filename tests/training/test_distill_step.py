@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from tiny_fixtures import TINY_VLT5, FakeFeatures, make_tokenizer
 
 from amad import losses
 from amad.errors import ConfigError, UnknownNameError
 from amad.models import build_model
+from amad.testing import TINY_VLT5, FakeFeatures, make_tokenizer
 from amad.training.step import alignment_stats, distill_step, one_to_one_heads, plan_capture
 from amad.training.terms import Term, parse_method
 from amad.types import Example

@@ -3,9 +3,9 @@
 import pytest
 import torch
 from test_distill_step import EXAMPLES, _pair
-from tiny_fixtures import FakeFeatures
 
 import amad.capture.base as capture_base
+from amad.testing import FakeFeatures
 from amad.training.step import plan_capture
 from amad.training.terms import parse_method
 from amad_suite.config import TrainConfig

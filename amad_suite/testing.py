@@ -1,5 +1,9 @@
-"""Drive the pipeline as a user does, for the slow tests and benchmarks/pipeline.py: a throwaway git repository
-with a preset's params, and stage scripts or dvc run in subprocesses."""
+"""Drive the pipeline as a user does, for the slow tests and the benchmarks: a throwaway git repository with a
+preset's params, and stage scripts or dvc run in subprocesses. (The library's tiny fixtures are ``amad.testing``.)
+
+``SHARED_MULTI30K`` is where tests and benchmarks find the real Multi30K task 1 text: ``../shared/data/multi30k``
+beside the checkout, read in place and never copied into the repository (non-commercial research licence).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,9 @@ import sys
 from pathlib import Path
 
 import yaml
-from shared_data import SHARED_MULTI30K
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED_MULTI30K = ROOT.parent / "shared" / "data" / "multi30k"
 SKIPPED = ("reports/tables", "reports/figures")  # report outputs: the repo's run writes its own
 
 
