@@ -27,7 +27,6 @@ CAPTION_NAMES = {
     "CIDEr": "CIDEr",
     "SPICE": "SPICE",
 }
-TRANSLATION_SPLITS = {"test2016": "test_2016_flickr", "test2017": "test_2017_flickr", "test2018": "test_2018_flickr"}
 
 
 @torch.no_grad()

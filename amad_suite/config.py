@@ -23,7 +23,6 @@ T = TypeVar("T")
 PRESETS = ("mini", "paper", "smoke")
 TASKS = ("vqa", "caption", "translation")
 FAMILY_TASKS = {"vlt5": ("vqa", "caption", "translation"), "blip": ("vqa", "caption")}
-BUILTIN_METHODS = ("none", "logit", "one_to_one", "amad", "amad_l2", "amad_token_kl", "head_mean")
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:

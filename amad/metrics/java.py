@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import shutil
-import subprocess
 from pathlib import Path
 
 from amad.errors import AmadError
@@ -24,22 +21,6 @@ def require_java() -> str:
     if java is None:
         raise MetricToolError(f"`java` was not found on PATH (caption metrics run Java tools): {JAVA_INSTALL_HINT}")
     return java
-
-
-@functools.lru_cache(maxsize=1)
-def java_major_version() -> int | None:
-    """Major version of the ``java`` on PATH (8, 11, 17, ...), or None when it cannot be determined."""
-    try:
-        out = subprocess.run(
-            [require_java(), "-version"], capture_output=True, text=True, timeout=60, check=False
-        ).stderr
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
-    if match is None:
-        return None
-    major = int(match.group(1))
-    return int(match.group(2) or 0) if major == 1 else major  # "1.8.0" -> 8
 
 
 def pycocoevalcap_dir(*parts: str) -> Path:

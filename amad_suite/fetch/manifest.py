@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -92,11 +92,10 @@ class ManifestEntry:
 
 @dataclass
 class Manifest:
-    """Entries grouped by name, the groups each task needs, and the hub models (id -> role)."""
+    """Entries grouped by name and the groups each task needs."""
 
     groups: dict[str, list[ManifestEntry]]
     tasks: dict[str, list[str]]
-    hub: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
 
     def group(self, name: str) -> list[ManifestEntry]:
@@ -218,8 +217,7 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
         missing = [n for n in names if n not in groups]
         if missing:
             raise ConfigError(f"manifest {path}: task {task!r} names unknown groups {missing}; define them")
-    hub = {item["id"]: item.get("role", "") for item in raw.get("hub") or []}
-    return Manifest(groups=groups, tasks={k: list(v) for k, v in tasks.items()}, hub=hub, path=path)
+    return Manifest(groups=groups, tasks={k: list(v) for k, v in tasks.items()}, path=path)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -28,7 +28,6 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
         "BLEU-lc/test2018",
     ),
 }
-HEADLINES: dict[str, str] = {"vqa": "accuracy", "caption": "CIDEr", "translation": "BLEU/test2016"}
 
 FAMILY_LABELS: dict[str, str] = {"vlt5": "VL-T5", "blip": "BLIP"}
 METHOD_LABELS: dict[str, str] = {

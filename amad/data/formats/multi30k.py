@@ -19,16 +19,6 @@ from amad.types import Example
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test_2016_flickr", "test_2017_flickr", "test_2018_flickr", "test_2017_mscoco")
-LINE_COUNTS = {
-    "train": 29000,
-    "val": 1014,
-    "test_2016_flickr": 1000,
-    "test_2017_flickr": 1000,
-    "test_2018_flickr": 1071,
-    "test_2017_mscoco": 461,
-}
-
-
 def task_root(root: Path) -> Path:
     """The folder holding task1/: ``root`` itself, or ``root/multi30k`` when given the data root."""
     if (root / "task1").is_dir() or not (root / "multi30k" / "task1").is_dir():
