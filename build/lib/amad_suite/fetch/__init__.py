@@ -1,0 +1,2 @@
+"""Getting the paper-scale files: the manifest, resumable and verified downloads, Google Drive confirm pages, local
+mirrors, and unpacking."""
