@@ -140,3 +140,60 @@ def score(
             f"signature{suffix}": result["signature"],
         }
     raise DataError(f"unknown task {task!r}: expected vqa, caption or translation")
+
+
+def frequent_caption(train: Sequence[Example], test: Sequence[Example]) -> dict[str, str]:
+    """The blind caption baseline: the training set's most frequent caption, given to every test image."""
+    counts = Counter(ex.target for ex in train if ex.target)
+    if not counts:
+        raise DataError("the frequent-caption baseline needs training captions: the training split is empty")
+    caption = _by_frequency(counts)[0]
+    return {ex.uid: caption for ex in test}
+
+
+def copy_source(test: Sequence[Example]) -> dict[str, str]:
+    """The blind translation baseline: the English source returned as the German output (names, numbers and
+    loanwords still match)."""
+    return {ex.uid: ex.source for ex in test}
+
+
+@torch.no_grad()
+def coverage(
+    student: DistillModel,
+    teacher: DistillModel,
+    examples: Sequence[Example],
+    visual: Any,
+    pairs: Sequence[tuple[str, int, int]],
+    *,
+    batch_size: int = 32,
+) -> dict[str, list[float]]:
+    """Per (kind, student layer, teacher layer) pair, the coverage KL of every teacher head on ``examples``.
+
+    See :func:`amad.diagnostics.head_coverage`: for each teacher head, the mean-row KL to the student head that
+    reproduces it best, averaged over the examples. Keys are ``"<kind>/<student layer>/<teacher layer>"``.
+    """
+    from amad.capture import CaptureSpec
+    from amad.diagnostics import coverage_from_sums, head_kl_sums
+
+    student.eval()
+    teacher.eval()
+    device = next(student.parameters()).device
+    s_spec = CaptureSpec(layers={k: sorted({s for kk, s, _ in pairs if kk == k}) for k, _, _ in pairs})
+    t_spec = CaptureSpec(layers={k: sorted({t for kk, _, t in pairs if kk == k}) for k, _, _ in pairs})
+    sums: dict[tuple[str, int, int], torch.Tensor] = {}
+    counts: dict[tuple[str, int, int], int] = {}
+    for start in range(0, len(examples), batch_size):
+        batch = student.collate(list(examples[start : start + batch_size]), visual, train=True).to(device)
+        s_maps = student(batch, capture=s_spec).attentions
+        t_maps = teacher(batch, capture=t_spec).attentions
+        for kind, s_layer, t_layer in pairs:
+            part, n = head_kl_sums(
+                s_maps.probs[(kind, s_layer)],
+                t_maps.probs[(kind, t_layer)],
+                query_mask=s_maps.query_mask.get(kind),
+                key_mask=s_maps.key_mask.get(kind),
+            )
+            key = (kind, s_layer, t_layer)
+            sums[key] = sums.get(key, 0) + part
+            counts[key] = counts.get(key, 0) + n
+    return {f"{k}/{s}/{t}": coverage_from_sums(sums[(k, s, t)], counts[(k, s, t)])[0].tolist() for k, s, t in sums}

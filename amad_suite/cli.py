@@ -46,6 +46,9 @@ def run_parser(description: str | None, *, teacher: bool = False) -> argparse.Ar
         help="which seed list of params the runs use: suite.seeds or suite.budget_seeds"
         + (" (students)" if teacher else ""),
     )
+    parser.add_argument(
+        "--heads", default="size", help="the students' head count (the head-ratio matrix item), or size (default)"
+    )
     parser.add_argument("--data", required=True, help="the data folder (data/)")
     return parser
 

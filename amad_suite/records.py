@@ -34,6 +34,8 @@ class EvalRecord:
     cost: dict[str, float] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     inference: dict[str, Any] = field(default_factory=dict)
+    coverage: dict[str, list[float]] = field(default_factory=dict)  # "<kind>/<s>/<t>" -> per teacher head KL
+    variant: str = ""  # the student's head-ratio matrix item, e.g. "h4" or "hsize": its folder's suffix
     git_sha: str | None = None
     signature: str | None = None
     path: Path | None = None
@@ -50,7 +52,8 @@ class EvalRecord:
         ``teachers/<family>-<task>`` for teachers."""
         if self.role == "teacher":
             return Path(results_dir) / "teachers" / f"{self.family}-{self.task}"
-        return Path(results_dir) / "distill" / f"{self.family}-{self.task}-{self.method}" / f"s{self.seed}"
+        suffix = f"-{self.variant}" if self.variant else ""
+        return Path(results_dir) / "distill" / f"{self.family}-{self.task}-{self.method}{suffix}" / f"s{self.seed}"
 
 
 def _is_number(value: Any) -> bool:
@@ -101,6 +104,11 @@ def parse_record(data: Any, path: Path) -> EvalRecord:
     inference = data.get("inference") or {}
     if not isinstance(model, dict) or not isinstance(inference, dict):
         raise DataError(f"{path}: fields 'model' and 'inference' must be objects; re-run the evaluate stage for it")
+    coverage = data.get("coverage") or {}
+    if not isinstance(coverage, dict) or any(
+        not isinstance(v, list) or not all(_is_number(x) for x in v) for v in coverage.values()
+    ):
+        raise DataError(f"{path}: field 'coverage' must map layer pairs to lists of numbers; re-run the evaluate stage")
     return EvalRecord(
         run=_field(data, "run", str, path),
         role=role,
@@ -114,6 +122,8 @@ def parse_record(data: Any, path: Path) -> EvalRecord:
         cost={k: float(v) for k, v in cost.items()},
         model=model,
         inference=inference,
+        coverage={str(k): [float(x) for x in v] for k, v in coverage.items()},
+        variant=_field(data, "variant", str, path, optional=True) or "",
         git_sha=_field(data, "git_sha", str, path, optional=True),
         signature=_field(data, "signature", str, path, optional=True),
         path=path,

@@ -10,7 +10,9 @@ def main() -> None:
     parser.add_argument("--teacher", required=True, help="the teacher stage's folder")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    run_distill(load_params(), args.setup, args.method, args.seeds_key, args.data, args.teacher, args.out)
+    run_distill(
+        load_params(), args.setup, args.method, args.seeds_key, args.data, args.teacher, args.out, heads=args.heads
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ def main() -> None:
     )
     parser.add_argument("--out", required=True, help="folder of eval JSON files (teacher.json or s<seed>.json)")
     parser.add_argument("--predictions", required=True, help="folder of predictions (test set -> example id -> text)")
+    parser.add_argument("--teacher", help="the students' teacher folder: measures their head coverage (claim C6)")
     args = parser.parse_args()
     params = load_params()
     _, task = parse_setup(args.setup)
@@ -24,8 +25,9 @@ def main() -> None:
         from amad_suite.pipeline.eval_stages import run_evaluate
 
         run_evaluate(
-            params, args.setup, args.method, args.seeds_key, args.data, args.run, args.out, args.predictions, meteor
-        )
+            params, args.setup, args.method, args.seeds_key, args.data, args.run, args.out, args.predictions, meteor,
+            teacher_dir=args.teacher, heads=args.heads,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

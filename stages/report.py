@@ -1,7 +1,7 @@
 """DVC stage: paper-style tables, the cost table, plots and reports/summary.json from all eval results."""
 
 from amad_suite.cli import OneLineParser, run_stage
-from amad_suite.config import check_preset, load_params, section
+from amad_suite.config import check_preset, load_params
 from amad_suite.pipeline import params as P
 from amad_suite.reporting import build_report
 
@@ -15,8 +15,14 @@ def main() -> None:
     params = P.declared(load_params(), "report")
     check_preset(params["preset"])
     P.suite(params)
+    cfg = P.report(params)
     build_report(
-        args.results, args.out, published_path=args.published, baseline_method=section(params, "report.baseline")
+        args.results,
+        args.out,
+        published_path=args.published,
+        baseline_method=cfg.baseline,
+        claims=cfg.claims,
+        baselines=P.BASELINES,
     )
 
 

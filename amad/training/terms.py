@@ -117,12 +117,12 @@ def parse_method(method: str, spec: Any) -> tuple[Term, ...]:
         where = f"distill.methods.{method}.{name}"
         if auto and (name == TASK_TERM or losses.get(name).kind != "attention"):
             raise ConfigError(f"{where}: weight 'auto' balances attention terms only; give a number")
+        weight = 1.0 if auto else _number(weight, f"{where}: weight")
         if ratio is not None and not auto:
             raise ConfigError(f"{where}.ratio only applies with weight: auto; remove it or set weight: auto")
         ratio = 1.0 if ratio is None else _number(ratio, f"{where}.ratio")
         if ratio <= 0:
             raise ConfigError(f"{where}.ratio must be > 0, got {ratio}")
-        weight = 1.0 if auto else _number(weight, f"{where}: weight")
         if name == TASK_TERM and options:
             raise ConfigError(f"distill.methods.{method}.task takes only a weight, got options {sorted(options)}")
         if name != TASK_TERM:

@@ -8,6 +8,8 @@ folder itself.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -38,12 +40,16 @@ def run_evaluate(
     out_dir: str,
     predictions_dir: str,
     meteor: Any = True,
+    teacher_dir: str | None = None,
+    heads: str = "size",
 ) -> list[EvalRecord]:
     """Score the students of ``<run_dir>/s<seed>`` for every seed of ``suite.<seeds_key>`` into
     ``<out_dir>/s<seed>.json`` (predictions in ``<predictions_dir>/s<seed>.json``), or, with ``method="teacher"``
     and no seeds, the teacher folder ``run_dir`` into ``<out_dir>/teacher.json``.
 
     ``meteor``: a running :class:`amad.metrics.MeteorScorer` for caption setups, or True to start one.
+    ``teacher_dir``: the students' teacher; with it, each student's head coverage of the teacher (claim C6) is
+    measured on ``evaluate.coverage_examples`` validation examples, for the layer pairs the student was distilled on.
     """
     family, task = parse_setup(setup)
     if method in P.RESERVED_METHODS and method != P.TEACHER:
@@ -58,6 +64,7 @@ def run_evaluate(
         runs = [(seed, Path(run_dir) / f"s{seed}") for seed in P.seeds(params, seeds_key)]
     ecfg = P.evaluate(params)  # a bad evaluate.* value fails here, before any model is loaded
     layout = DataLayout(Path(data_root), P.data_scale(params))
+    teacher = S.load_teacher(teacher_dir) if teacher_dir and method != P.TEACHER else None
     records = []
     for seed, folder in runs:
         model = S.load_teacher(folder) if seed is None else load_model(folder / "model")
@@ -67,6 +74,11 @@ def run_evaluate(
                 f"--setup {model.family}-{model.task}, or pass the {setup} run's folder"
             )
         record, preds = evaluate_model(model, ecfg, setup, method, seed, layout, preset=params["preset"], meteor=meteor)
+        if seed is not None:  # a student of the head-ratio matrix: its folder is <setup>-<method>-h<heads>
+            variant = f"h{heads}"
+            record = dataclasses.replace(record, run=f"{setup}-{method}-{variant}-s{seed}", variant=variant)
+        if teacher is not None:
+            record = dataclasses.replace(record, coverage=_coverage(model, teacher, layout, ecfg, folder))
         name = "teacher.json" if seed is None else f"s{seed}.json"
         write_json(Path(out_dir) / name, record.to_json())
         write_json(Path(predictions_dir) / name, preds)
@@ -93,14 +105,16 @@ def evaluate_model(
     *,
     preset: str,
     meteor: Any = True,
+    sets: dict[str, list] | None = None,
 ) -> tuple[EvalRecord, dict[str, dict[str, str]]]:
-    """Score ``model`` on the task's test sets: (the eval record, test set -> uid -> prediction)."""
+    """Score ``model`` on the task's test sets (or on ``sets``, name -> examples, e.g. the validation split when
+    tuning): (the eval record, set name -> uid -> prediction)."""
     family, task = parse_setup(setup)
     visual = E.visual_store(layout, family, task)
-    test_sets = E.test_sets(layout, task)
+    test_sets = sets if sets is not None else E.test_sets(layout, task)
     rank = task == "vqa" and ecfg.vqa_inference.get(family, "generate") == "rank"
-    prior = task == "vqa" and method == P.TEACHER
-    train = E.train_examples(layout, task) if rank or prior else []
+    baseline = method == P.TEACHER  # the teacher's record also scores the task's blind baseline
+    train = E.train_examples(layout, task) if rank or baseline else []
     answers, inference = None, {"method": "generate", "num_beams": ecfg.num_beams}
     if rank:
         answers = evaluation.answer_list(train, ecfg.rank_answers)
@@ -124,7 +138,7 @@ def evaluate_model(
         signature = scores.pop(f"signature/{name}", signature)
         metrics.update(scores)
         predictions[name] = preds
-    references = _references(task, train, test_sets, prior, meteor)
+    references = _references(task, train, test_sets, meteor) if baseline else {}
     first = next(iter(test_sets.values()))
     latency_batch = model.collate(first[: ecfg.latency_batch], visual, train=False)
     cost = {"params": count_parameters(model.model)} | measure_latency(model, latency_batch, repeats=3, warmup=1)
@@ -153,11 +167,28 @@ def evaluate_model(
     return record, predictions
 
 
-def _references(task: str, train: list, test_sets: dict, prior: bool, meteor: Any) -> dict[str, dict]:
-    """The teacher record's blind baselines: for VQA, the question prior (a reference row of the VQA table)."""
-    if not prior:
-        return {}
+def _references(task: str, train: list, test_sets: dict, meteor: Any) -> dict[str, dict]:
+    """The teacher record's blind baseline of the task (P.BASELINES), scored like a model: a reference row of the
+    task's table and the bar the no-KD students must clear to qualify a setup for claims."""
     scores: dict[str, Any] = {}
-    for examples in test_sets.values():
-        scores.update(evaluation.score(task, examples, evaluation.question_prior(train, examples), meteor=meteor))
-    return {P.QUESTION_PRIOR: scores}
+    for name, examples in test_sets.items():
+        if task == "vqa":
+            preds = evaluation.question_prior(train, examples)
+        elif task == "caption":
+            preds = evaluation.frequent_caption(train, examples)
+        else:
+            preds = evaluation.copy_source(examples)
+        found = evaluation.score(task, examples, preds, name if task == "translation" else "", meteor=meteor)
+        scores.update({k: v for k, v in found.items() if not k.startswith("signature")})
+    return {P.BASELINES[task]: scores}
+
+
+def _coverage(model: DistillModel, teacher: DistillModel, layout: DataLayout, ecfg: P.EvalConfig, folder: Path) -> dict:
+    """The student's head coverage of its teacher on validation examples, for the pairs it was distilled on."""
+    info_path = folder / "run_info.json"
+    pairs = json.loads(info_path.read_text()).get("capture_pairs") if info_path.is_file() else None
+    if not pairs:  # no attention term, no layer pairs: nothing was distilled into the maps
+        return {}
+    visual = E.visual_store(layout, model.family, model.task)
+    examples = E.val_examples(layout, model.task)[: ecfg.coverage_examples]
+    return evaluation.coverage(model, teacher, examples, visual, [tuple(p) for p in pairs], batch_size=ecfg.batch_size)

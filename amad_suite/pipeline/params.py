@@ -18,9 +18,14 @@ from amad.training.terms import Term, parse_method
 from amad_suite.config import FAMILY_TASKS, TASKS, TrainConfig, check_preset, from_dict, parse_setup, section
 
 TEACHER = "teacher"  # the evaluate stage's --method for a teacher folder; no distill method may take the name
-QUESTION_PRIOR = "question_prior"  # the VQA teacher record's blind reference (amad.evaluation.question_prior)
+# The blind baselines a teacher's record carries (amad.evaluation): the qualification checks of the report compare
+# the no-KD students against them.
+QUESTION_PRIOR = "question_prior"  # VQA: each question's most frequent training answer
+FREQUENT_CAPTION = "frequent_caption"  # captions: the most frequent training caption for every image
+COPY_SOURCE = "copy_source"  # Multi30K: the English source as the German output
+BASELINES = {"vqa": QUESTION_PRIOR, "caption": FREQUENT_CAPTION, "translation": COPY_SOURCE}
 # Names that label report rows other than students: not method names.
-RESERVED_METHODS = (TEACHER, QUESTION_PRIOR)
+RESERVED_METHODS = (TEACHER, QUESTION_PRIOR, FREQUENT_CAPTION, COPY_SOURCE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +38,10 @@ class SuiteConfig:
     seeds: tuple[int, ...]
     budget_setups: tuple[str, ...] = ()
     budget_seeds: tuple[int, ...] = ()
+    budget_methods: tuple[str, ...] = ()  # the methods the budget setups run (pipeline coverage, not evidence)
+    # The student head counts every setup runs (a head-ratio study lists several, e.g. [8, 4, 2]); "size" uses
+    # student.setups.<setup>.heads (or the size's own).
+    student_heads: tuple[int | str, ...] = ("size",)
 
     @property
     def all_setups(self) -> tuple[str, ...]:
@@ -63,6 +72,7 @@ class DataConfig:
     caption: TaskSize
     translation: TaskSize
     tokenizer: TokenizerConfig
+    manifest: str = ""  # paper scale: the data manifest ("" = amad_suite/fetch/manifests/paper.yaml)
 
     def __post_init__(self) -> None:
         if self.scale not in ("mini", "paper"):
@@ -139,9 +149,10 @@ class EvalConfig:
     vqa_inference: dict[str, str] = dataclasses.field(default_factory=lambda: {"vlt5": "generate", "blip": "rank"})
     rank_answers: int = 3128
     rank_k: int = 128
+    coverage_examples: int = 64  # validation examples on which the students' head coverage is measured (claim C6)
 
     def __post_init__(self) -> None:
-        for key in ("batch_size", "num_beams", "latency_batch", "rank_answers", "rank_k"):
+        for key in ("batch_size", "num_beams", "latency_batch", "rank_answers", "rank_k", "coverage_examples"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"evaluate.{key} must be >= 1, got {getattr(self, key)}")
         missing = [task for task in TASKS if task not in self.max_new_tokens]
@@ -218,6 +229,19 @@ def seeds(params: Mapping[str, Any], key: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+def student_heads(value: Any) -> int | None:
+    """A student head count of the matrix: ``"size"`` -> None (the setup's own), or a positive integer."""
+    if value == "size":
+        return None
+    try:
+        heads = int(value)
+    except (TypeError, ValueError):
+        heads = 0
+    if heads < 1 or isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ConfigError(f"a student head count must be a positive integer or size, got {value!r}")
+    return heads
+
+
 def data_scale(params: Mapping[str, Any]) -> str:
     scale = section(params, "data.scale")
     if scale not in ("mini", "paper"):
@@ -230,6 +254,40 @@ def data_seed(params: Mapping[str, Any]) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"data.seed must be an integer, got {seed!r}")
     return seed
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimsConfig:
+    """Which methods the claims compare, and C2's non-inferiority margin per task in headline-metric units."""
+
+    amad: tuple[str, ...] = ("amad",)
+    one_to_one: str = "one_to_one"
+    logit: str = "logit"
+    none: str = "none"
+    margin: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.margin) - set(TASKS))
+        if unknown or any(v < 0 for v in self.margin.values()):
+            raise ConfigError(
+                f"report.claims.margin maps tasks ({', '.join(TASKS)}) to margins >= 0, got {self.margin}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    baseline: str = "logit"
+    claims: ClaimsConfig = dataclasses.field(default_factory=ClaimsConfig)
+
+
+def report(params: Mapping[str, Any]) -> ReportConfig:
+    """The report section: the Δ column's baseline method and the claims' methods (all defined under
+    distill.methods)."""
+    cfg = from_dict(ReportConfig, section(params, "report"), "report")
+    methods = section(params, "distill.methods")
+    for name in (*cfg.claims.amad, cfg.claims.one_to_one, cfg.claims.logit, cfg.claims.none):
+        _check_method(name, methods)
+    return cfg
 
 
 def merged_train(base: TrainConfig, override: Mapping[str, Any], where: str) -> TrainConfig:
@@ -253,9 +311,17 @@ def suite(params: Mapping[str, Any]) -> SuiteConfig:
             raise ConfigError(f"suite.{seeds} is empty but suite.{setups} is not: give at least one seed, e.g. [0]")
     if not cfg.all_setups:
         raise ConfigError("suite.setups and suite.budget_setups are both empty: list at least one setup")
+    for heads in cfg.student_heads:
+        student_heads(heads)
+    if not cfg.student_heads or len(set(cfg.student_heads)) != len(cfg.student_heads):
+        raise ConfigError(
+            f"suite.student_heads must list distinct head counts (or size), got {list(cfg.student_heads)}"
+        )
     methods = section(params, "distill.methods")
-    for method in cfg.methods:
+    for method in (*cfg.methods, *cfg.budget_methods):
         _check_method(method, methods)
+    if cfg.budget_setups and not cfg.budget_methods:
+        raise ConfigError("suite.budget_methods is empty but suite.budget_setups is not: list the methods they run")
     return cfg
 
 
@@ -338,6 +404,7 @@ def validate_all(params: Mapping[str, Any]) -> SuiteConfig:
     features(params)
     distill(params)
     evaluate(params)
+    report(params)
     for setup in cfg.all_setups:
         teacher_setup(params, setup)
         student_train(params, setup)

@@ -72,12 +72,15 @@ def load_teacher(teacher_dir: str | Path) -> DistillModel:
     return load_model(model_dir)
 
 
-def build_student(params: dict, setup: str, layout: DataLayout, visual: Any, teacher: DistillModel) -> DistillModel:
+def build_student(
+    params: dict, setup: str, layout: DataLayout, visual: Any, teacher: DistillModel, heads: int | None = None
+) -> DistillModel:
+    """The student of ``setup``; ``heads`` (the head-ratio matrix item) overrides student.setups.<setup>.heads."""
     from amad.capture.mapping import map_layers
 
     family, task = parse_setup(setup)
     cfg = P.student_setup(params, setup)
-    size = fit_size(cfg.size, family, visual, cfg.heads, cfg.layers)
+    size = fit_size(cfg.size, family, visual, cfg.heads if heads is None else heads, cfg.layers)
     pairs = None
     if cfg.init == "teacher":
         kinds = P.distill(params).kinds.get(family, ())

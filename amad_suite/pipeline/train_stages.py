@@ -130,13 +130,16 @@ def run_distill(
     teacher_dir: str,
     out_dir: str,
     progress: bool = True,
+    heads: str = "size",
 ) -> None:
     """Distil one student per seed of ``suite.<seeds_key>`` into ``<out_dir>/s<seed>``.
 
     The seeds share one process (one import of torch, one teacher load). A seed whose finished run in its folder
     has the same fingerprint (params, seed, training data) is kept as it is, so adding a seed trains only the new
     one; folders of seeds no longer listed are removed, so the stage's output holds exactly the listed seeds.
+    ``heads``: the student head count of the head-ratio matrix ("size": student.setups.<setup>.heads).
     """
+    heads_override = P.student_heads(heads)
     family, task = parse_setup(setup)
     params = P.declared(params, "distill", setup=setup, method=method, seeds=seeds_key)
     seeds = P.seeds(params, seeds_key)
@@ -153,6 +156,7 @@ def run_distill(
         "method": method,
         "terms": describe(terms),
         "student": dataclasses.asdict(student_cfg),
+        "heads": heads_override,
         "distill": {"train": dataclasses.asdict(train_cfg), "layer_map": dcfg.layer_map, "kinds": list(kinds)},
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -165,7 +169,7 @@ def run_distill(
             log.info("distill %s %s s%d: finished with these params; kept", setup, method, seed)
             continue
         seed_everything(seed)
-        student = S.build_student(params, setup, layout, visual, teacher)
+        student = S.build_student(params, setup, layout, visual, teacher, heads=heads_override)
         plan = plan_capture(student, teacher, kinds, dcfg.layer_map, student_from_teacher=student_cfg.init == "teacher")
         result = _train_and_save(
             student,

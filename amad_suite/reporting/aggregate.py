@@ -73,15 +73,26 @@ def _seed_key(run: EvalRecord) -> tuple[int, str]:
     return (run.seed or 0, run.run)
 
 
+def _heads(run: EvalRecord) -> int:
+    heads = run.model.get("heads")
+    return heads if isinstance(heads, int) and run.role == "student" else 0
+
+
 def group_runs(runs: list[EvalRecord]) -> list[Group]:
-    """Group runs and order them: by task, by family, the teacher, the references, then students in METHOD_ORDER."""
-    buckets: dict[tuple[str, str, str, str], list[EvalRecord]] = {}
+    """Group runs by (task, family, method, student heads) and order them: by task, by family, the teacher, the
+    references, then students in METHOD_ORDER (more heads first)."""
+    buckets: dict[tuple[str, str, str, str, int], list[EvalRecord]] = {}
     for run in runs:
-        buckets.setdefault((run.task, run.family, run.role, run.method), []).append(run)
-    groups = [Group(t, f, m, tuple(sorted(rs, key=_seed_key))) for (t, f, _, m), rs in buckets.items()]
+        buckets.setdefault((run.task, run.family, run.role, run.method, _heads(run)), []).append(run)
+    groups = [Group(t, f, m, tuple(sorted(rs, key=_seed_key))) for (t, f, _, m, _), rs in buckets.items()]
     return sorted(
         groups,
-        key=lambda g: (order_key(TASKS, g.task), order_key(FAMILIES, g.family), row_key(g.role, g.method)),
+        key=lambda g: (
+            order_key(TASKS, g.task),
+            order_key(FAMILIES, g.family),
+            row_key(g.role, g.method),
+            -_heads(g.runs[0]),
+        ),
     )
 
 

@@ -9,6 +9,15 @@ from amad.atomic import write_text
 from amad.errors import ConfigError
 from amad_suite.reporting import figures as F
 from amad_suite.reporting.aggregate import Group, group_runs, task_metrics, tasks_of
+from amad_suite.reporting.claims import (
+    ClaimsConfig,
+    claims_rows,
+    claims_table,
+    head_ratio_rows,
+    head_ratio_table,
+    qualification_table,
+    qualify_all,
+)
 from amad_suite.reporting.collect import load_eval_runs, load_history, load_npz, reference_runs
 from amad_suite.reporting.published import Published, load_published
 from amad_suite.reporting.render import to_csv, to_latex, to_markdown
@@ -23,6 +32,8 @@ def build_report(
     *,
     published_path: Path | None = None,
     baseline_method: str = "logit",
+    claims: ClaimsConfig | None = None,
+    baselines: dict[str, str] | None = None,
 ) -> dict[str, Path]:
     """Write the report for every run evaluated under ``results_dir`` into ``out_dir``.
 
@@ -36,6 +47,8 @@ def build_report(
         out_dir: the report folder (``reports``).
         published_path: the hand-filled published numbers (``reports/published.yaml``); None for none.
         baseline_method: the student method the Δ column compares against.
+        claims: which methods the claims compare (None: the defaults of ClaimsConfig).
+        baselines: task -> the name of its blind baseline (the qualification check's bar).
 
     Returns:
         Output path relative to ``out_dir`` (posix string) -> absolute path, for every file written.
@@ -72,10 +85,26 @@ def build_report(
 
     for rel, fig in _figures(results_dir, groups):
         written[rel] = F.save_png(fig, out_dir / rel)
-    figure_paths = [rel for rel in written if rel.startswith("figures/")]
 
+    scale = "/".join(sorted({r.preset for r in runs}))
+    cfg = claims or ClaimsConfig()
+    qualified = qualify_all(groups, cfg.none, baselines or {})
+    claim_rows = claims_rows(groups, qualified, cfg, scale)
+    extra = [claims_table(claim_rows, scale), qualification_table(qualified), head_ratio_table(head_ratio_rows(groups))]
+    for table in extra:
+        md = to_markdown(table)
+        emit(
+            f"{table.name}.csv" if table.name in ("claims", "head_ratio") else f"tables/{table.name}.csv", to_csv(table)
+        )
+        emit(f"{table.name}.md" if table.name == "claims" else f"tables/{table.name}.md", md)
+        emit(f"{table.name}.tex" if table.name == "claims" else f"tables/{table.name}.tex", to_latex(table))
+    figure = F.delta_by_head_ratio(groups, baseline_method)
+    if figure is not None:
+        written["figures/head_ratio.png"] = F.save_png(figure, out_dir / "figures" / "head_ratio.png")
+    figure_paths = [rel for rel in written if rel.startswith("figures/")]
     emit("summary.json", json.dumps(summary_metrics(groups, runs), indent=2, sort_keys=True) + "\n")
-    emit("results.md", results_index(runs, table_md, figure_paths, bool(published), baseline_method))
+    claims_md = [(t.name, to_markdown(t)) for t in extra[:2]]
+    emit("results.md", results_index(runs, table_md, figure_paths, bool(published), baseline_method, claims_md))
     return written
 
 

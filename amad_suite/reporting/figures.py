@@ -232,3 +232,48 @@ def attention_grid(models: list[tuple[str, dict[str, np.ndarray]]], title: str) 
             ax.spines[side].set_visible(False)
     fig.suptitle(f"{title} · {kind} (rows: queries, columns: keys per head)")
     return fig
+
+
+def delta_by_head_ratio(groups: list[Group], baseline: str) -> Figure | None:
+    """Per (family, task), each method's paired headline difference to the ``baseline`` student against Hs/Ht,
+    with its 95% t-interval over seeds; None when no setup has a student of any other method."""
+    from amad_suite.reporting.stats import paired
+
+    def by_seed(g: Group) -> dict[int, float]:
+        return {r.seed: r.metrics[r.headline] for r in g.runs if r.seed is not None and r.metrics.get(r.headline)}
+
+    panels = []
+    for family, task in dict.fromkeys((g.family, g.task) for g in groups if g.role == "student"):
+        mine = [g for g in groups if (g.family, g.task) == (family, task)]
+        teacher = next((g.heads() for g in mine if g.role == "teacher"), None)
+        base = {g.heads(): by_seed(g) for g in mine if g.method == baseline and g.role == "student"}
+        lines: dict[str, list[tuple[float, float, float, float]]] = {}
+        for g in mine:
+            if g.role != "student" or g.method == baseline or g.heads() not in base or not teacher:
+                continue
+            diff = paired(by_seed(g), base[g.heads()])
+            if diff is not None:
+                low = diff.mean if diff.ci_low is None else diff.ci_low
+                high = diff.mean if diff.ci_high is None else diff.ci_high
+                lines.setdefault(g.method, []).append((g.heads() / teacher, diff.mean, low, high))
+        if lines:
+            panels.append((family, task, mine[0].headline, lines))
+    if not panels:
+        return None
+    fig = Figure(figsize=(4.6 * len(panels), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False).ravel()
+    for ax, (family, task, metric, lines) in zip(axes, panels):
+        for method, points in sorted(lines.items()):
+            points.sort()
+            x = [p[0] for p in points]
+            y = [p[1] for p in points]
+            err = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, color=method_color(method), label=method_label(method))
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("student heads / teacher heads", fontsize=8)
+        ax.set_ylabel(f"Δ {metric} vs {method_label(baseline)}", fontsize=8)
+        ax.set_title(f"{family_label(family)} · {task}", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    return fig

@@ -5,13 +5,25 @@ from __future__ import annotations
 TASKS: tuple[str, ...] = ("vqa", "caption", "translation")
 FAMILIES: tuple[str, ...] = ("vlt5", "blip")
 # Students are listed in this order; methods not named here follow alphabetically.
-METHOD_ORDER: tuple[str, ...] = ("none", "logit", "one_to_one", "head_mean", "amad_l2", "amad_token_kl", "amad")
+METHOD_ORDER: tuple[str, ...] = (
+    "none",
+    "logit",
+    "one_to_one",
+    "head_mean",
+    "shd",
+    "amad_l2",
+    "amad_token_kl",
+    "amad",
+    "amad_sharp",
+)
 TEACHER = "teacher"
 REFERENCE = "reference"  # the role of baselines that are not trained models (e.g. the question prior)
 # Reference rows follow the teacher, in this order (others alphabetically after them).
-REFERENCE_ORDER: tuple[str, ...] = ("question_prior",)
+REFERENCE_ORDER: tuple[str, ...] = ("question_prior", "frequent_caption", "copy_source")
 REFERENCE_NOTES: dict[str, str] = {
     "question_prior": "answers each question with its most frequent training answer and never sees the image",
+    "frequent_caption": "gives every image the most frequent training caption and never sees the image",
+    "copy_source": "returns the English source sentence as the German translation",
 }
 
 # The metrics each task reports, in table column order. Metrics found in eval files but not listed here are
@@ -33,6 +45,8 @@ FAMILY_LABELS: dict[str, str] = {"vlt5": "VL-T5", "blip": "BLIP"}
 METHOD_LABELS: dict[str, str] = {
     "teacher": "Teacher",
     "question_prior": "Question prior (no image)",
+    "frequent_caption": "Most frequent caption (no image)",
+    "copy_source": "Copy of the source",
     "none": "No KD (ground truth)",
     "logit": "Logit KD",
     "one_to_one": "One-to-one",
@@ -40,8 +54,10 @@ METHOD_LABELS: dict[str, str] = {
     "amad_l2": "AMAD (L2)",
     "amad_token_kl": "AMAD (token KL)",
     "amad": "AMAD (KL)",
+    "amad_sharp": "AMAD (KL, sharp τ)",
+    "shd": "Squeezing heads",
 }
-AMAD_METHODS: frozenset[str] = frozenset({"amad", "amad_l2", "amad_token_kl"})
+AMAD_METHODS: frozenset[str] = frozenset({"amad", "amad_sharp", "amad_l2", "amad_token_kl"})
 # Preferred attention kind for the example attention figure (first one every model has wins).
 KIND_ORDER: tuple[str, ...] = (
     "encoder_self",

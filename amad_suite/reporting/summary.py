@@ -23,10 +23,15 @@ def summary_metrics(groups: list[Group], runs: list[EvalRecord]) -> dict[str, fl
     Example keys: ``vqa.vlt5.amad.acc``, ``caption.blip.logit.cider``, ``translation.vlt5.teacher.bleu16``.
     """
     out: dict[str, float | int] = {"runs": len(runs)}
+    counts: dict[tuple[str, str, str], int] = {}
+    for g in groups:
+        counts[(g.task, g.family, g.method)] = counts.get((g.task, g.family, g.method), 0) + 1
     for g in groups:
         mean = g.stat(g.headline).mean
-        if mean is not None:
-            out[f"{g.task}.{g.family}.{g.method}.{short_metric(g.headline)}"] = round(mean, 4)
+        if mean is None:
+            continue
+        method = g.method if counts[(g.task, g.family, g.method)] == 1 else f"{g.method}.h{g.heads()}"
+        out[f"{g.task}.{g.family}.{method}.{short_metric(g.headline)}"] = round(mean, 4)
     return out
 
 
@@ -36,6 +41,7 @@ def results_index(
     figures: list[str],
     published_filled: bool,
     baseline_method: str,
+    claims: list[tuple[str, str]] = (),
 ) -> str:
     """The Markdown text of ``reports/results.md``.
 
@@ -46,6 +52,7 @@ def results_index(
         figures: figure paths relative to the report folder.
         published_filled: whether reports/published.yaml had any value.
         baseline_method: the method deltas are taken against.
+        claims: (name, Markdown) of the claims table and the qualification table.
     """
     presets = sorted({r.preset for r in runs})
     shas = sorted({r.git_sha[:12] for r in runs if r.git_sha})
@@ -61,6 +68,21 @@ def results_index(
     else:
         header += " No published numbers are filled in (reports/published.yaml), so the tables have no paper columns."
     lines = ["# Results", "", "This file is generated; do not edit it by hand.", "", header.strip()]
+    if claims:
+        lines += ["", "## The paper's claims", ""]
+        lines += [
+            "Computed from the eval records, never written by hand: per seed, the difference of two methods that "
+            "share the student's initialisation and data order; the mean with its 95% t-interval over seeds; "
+            "supported when the interval is above 0, contradicted when below, inconclusive otherwise. Only setups "
+            "that pass the qualification checks enter a verdict. Files: [claims.md](claims.md) · "
+            "[claims.tex](claims.tex) · [claims.csv](claims.csv); qualification: "
+            "[Markdown](tables/qualification.md) · [LaTeX](tables/qualification.tex) · "
+            "[CSV](tables/qualification.csv); every student's mean by head count: [head_ratio.csv](head_ratio.csv) · "
+            "[Markdown](tables/head_ratio.md) · [LaTeX](tables/head_ratio.tex).",
+            "",
+        ]
+        for _, text in claims:
+            lines += [text, ""]
     lines += ["", "## Tables", ""]
     for md, text in tables:
         stem = Path(md).with_suffix("")

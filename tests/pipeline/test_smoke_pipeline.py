@@ -23,8 +23,11 @@ def smoke_repo(tmp_path_factory):
 
 
 def _eval(repo, setup: str, method: str, seed: int | None = None) -> dict:
-    name = "teacher.json" if seed is None else f"s{seed}.json"
-    return json.loads((repo / "results" / "eval" / f"{setup}-{method}" / name).read_text())
+    """A teacher's record (no seed) or a student's at the setup's own head count (the ``hsize`` column)."""
+    folder, name = (
+        (f"{setup}-{method}", "teacher.json") if seed is None else (f"{setup}-{method}-hsize", f"s{seed}.json")
+    )
+    return json.loads((repo / "results" / "eval" / folder / name).read_text())
 
 
 def test_repro_writes_metrics_and_reports(smoke_repo):
@@ -32,19 +35,23 @@ def test_repro_writes_metrics_and_reports(smoke_repo):
     suite = params["suite"]
     runs = [
         (s, m, seed)
-        for setups, seeds in ((suite["setups"], suite["seeds"]), (suite["budget_setups"], suite["budget_seeds"]))
+        for setups, methods, seeds in (
+            (suite["setups"], suite["methods"], suite["seeds"]),
+            (suite["budget_setups"], suite["budget_methods"], suite["budget_seeds"]),
+        )
         for s in setups
-        for m in suite["methods"]
+        for m in methods
         for seed in seeds
     ]
     assert any(setup.startswith("vlt5-translation") for setup, _, _ in runs)
     for setup, method, seed in runs:
         record = _eval(smoke_repo, setup, method, seed)
-        assert record["run"] == f"{setup}-{method}-s{seed}" and record["preset"] == "smoke"
+        assert record["run"] == f"{setup}-{method}-hsize-s{seed}" and record["preset"] == "smoke"
+        assert record["variant"] == "hsize"
         assert record["metrics"][record["headline"]] is not None
         assert record["cost"]["params"] > 0
         info = json.loads(
-            (smoke_repo / "results" / "distill" / f"{setup}-{method}" / f"s{seed}" / "run_info.json").read_text()
+            (smoke_repo / "results" / "distill" / f"{setup}-{method}-hsize" / f"s{seed}" / "run_info.json").read_text()
         )
         assert info["seed"] == record["seed"] and info["versions"]["torch"] and info["git"]["sha"]
         assert "allocator" in info and "load_report" in info
@@ -56,7 +63,7 @@ def test_repro_writes_metrics_and_reports(smoke_repo):
         assert (setup.endswith("-vqa")) == (0 <= prior.get("accuracy", -1) <= 100), setup
     ranked = _eval(smoke_repo, "blip-vqa", "amad", 0)
     assert ranked["inference"]["method"] == "rank" and ranked["inference"]["answers"] > 1  # BLIP's VQA recipe
-    predictions = json.loads((smoke_repo / "results" / "predictions" / "blip-vqa-amad" / "s0.json").read_text())
+    predictions = json.loads((smoke_repo / "results" / "predictions" / "blip-vqa-amad-hsize" / "s0.json").read_text())
     train = S.train_examples(DataLayout(smoke_repo / "data", "mini"), "vqa")
     assert {p for split in predictions.values() for p in split.values()} <= {ex.target for ex in train}
     generated = _eval(smoke_repo, "vlt5-vqa", "amad", 0)["inference"]
@@ -112,7 +119,7 @@ def test_killed_distill_resumes_to_identical_results(smoke_repo, tmp_path):
     run(cmd, smoke_repo, env)
     info = json.loads((out / "s0" / "run_info.json").read_text())
     assert info["resumed_from_step"] == 3 and info["steps"] == 6
-    reference = smoke_repo / "results" / "distill" / "vlt5-vqa-amad" / "s0"
+    reference = smoke_repo / "results" / "distill" / "vlt5-vqa-amad-hsize" / "s0"
     baseline = json.loads((reference / "run_info.json").read_text())
     assert info["final_losses"] == baseline["final_losses"]
     from safetensors.torch import load_file
@@ -138,14 +145,14 @@ def test_exp_run_set_param_reruns_only_what_changed(smoke_repo):
     ).stdout
     ran = sorted(line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage"))
     assert ran == [
-        "distill@blip-caption-amad",
-        "distill@blip-vqa-amad",
-        "distill@vlt5-vqa-amad",
-        "distill_budget@vlt5-translation-amad",
-        "evaluate@blip-caption-amad",
-        "evaluate@blip-vqa-amad",
-        "evaluate@vlt5-vqa-amad",
-        "evaluate_budget@vlt5-translation-amad",
+        "distill@blip-caption-amad-size",
+        "distill@blip-vqa-amad-size",
+        "distill@vlt5-vqa-amad-size",
+        "distill_budget@vlt5-translation-amad-size",
+        "evaluate@blip-caption-amad-size",
+        "evaluate@blip-vqa-amad-size",
+        "evaluate@vlt5-vqa-amad-size",
+        "evaluate_budget@vlt5-translation-amad-size",
         "report",
     ]
 

@@ -52,7 +52,7 @@ class Workspace:
         self.results = root / "results"
         self.teacher = self.results / "teachers" / "vlt5-vqa"
         self.blip_teacher = self.results / "teachers" / "blip-caption"
-        self.student_dir = self.results / "distill" / "vlt5-vqa-amad"
+        self.student_dir = self.results / "distill" / "vlt5-vqa-amad-hsize"
         self.student = self.student_dir / "s0"
         self.params_text = ""
         self._scratch = root / "scratch"
@@ -70,7 +70,7 @@ class Workspace:
             *(["stages/extract_features.py", "--task", t, "--data", "data"] for t in ws.feature_tasks()),
             *(["stages/teacher.py", "--setup", s, "--data", "data", "--out", f"results/teachers/{s}"] for s in SETUPS),
             ws.distill_cmd(ws.student_dir),
-            ws.evaluate_cmd(ws.student_dir, ws.results / "eval" / "vlt5-vqa-amad"),
+            ws.evaluate_cmd(ws.student_dir, ws.results / "eval" / "vlt5-vqa-amad-hsize"),
             ws.evaluate_cmd(ws.teacher, ws.results / "eval" / "vlt5-vqa-teacher", method="teacher"),
         ]
         (root / "published.yaml").write_text("")
@@ -275,9 +275,9 @@ def _resume_with(how: str, target: str) -> Callable[[Workspace, Path], None]:
 def _report(ws: Workspace, out: Path, damage_eval: str | None = None, damage_npz: bool = False) -> list[str]:
     results = ws.copy_of(ws.results, "results-copy")
     if damage_eval:
-        damage(results / "eval" / "vlt5-vqa-amad" / "s0.json", damage_eval)
+        damage(results / "eval" / "vlt5-vqa-amad-hsize" / "s0.json", damage_eval)
     if damage_npz:
-        damage(results / "distill" / "vlt5-vqa-amad" / "s0" / "alignment.npz", "truncate")
+        damage(results / "distill" / "vlt5-vqa-amad-hsize" / "s0" / "alignment.npz", "truncate")
     return ws.report_cmd(results, out)
 
 

@@ -98,3 +98,20 @@ def test_a_finished_seed_is_kept_and_a_new_seed_trains(ws: Workspace, capfd) -> 
 def test_the_battery_has_thirty_distinct_cases() -> None:
     names = [c.name for c in CASES]
     assert len(names) == len(set(names)) and len(names) >= 30
+
+
+def test_tuning_scores_each_value_on_validation_and_names_the_best(ws: Workspace, capfd) -> None:
+    out, work = ws.scratch("tune") / "tau.csv", ws.scratch("tune-work")
+    argv = ["-m", "amad_suite.tune", "--setup", "vlt5-vqa", "--method", "amad", "--option", "amad_kl.tau"]
+    code, stderr = ws.run([*argv, "--values", "1.0", "0.5", "--work", str(work), "--out", str(out)], capfd)
+    assert code == 0, stderr[-2000:]
+    lines = out.read_text().splitlines()
+    header = [line for line in lines if line.startswith("#")]
+    rows = [line.split(",") for line in lines if not line.startswith("#")]
+    assert "# split: validation" in header and any(line.startswith("# chosen: ") for line in header)
+    assert rows[0] == ["value", "seed", "headline", "val_metric"] and [r[0] for r in rows[1:]] == ["1.0", "0.5"]
+    assert all(0 <= float(r[3]) <= 100 for r in rows[1:])
+    info = (work / "vlt5-vqa-amad-amad_kl.tau=0.5" / "s0" / "run_info.json").read_text()
+    assert '"tau": 0.5' in info  # the value reached the loss, not just the folder name
+    code, stderr = ws.run([*argv[:-1], "amad_kl.tua", "--values", "1", "--work", str(work), "--out", str(out)], capfd)
+    assert code == 2 and "did you mean 'tau'" in stderr, stderr[-500:]

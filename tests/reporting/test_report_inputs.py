@@ -120,8 +120,12 @@ def test_build_report_adds_paper_columns_from_published_file(tmp_path):
     published.write_text("vqa:\n  vlt5:\n    amad: {accuracy: 60.0, accuracy/other: null}\n    logit: {accuracy: null}")
     written = build_report(results, tmp_path / "reports", published_path=published)
     assert set(written) == {
-        *(f"tables/{n}.{e}" for n in ("vqa", "cost") for e in ("md", "tex", "csv")),
+        *(f"tables/{n}.{e}" for n in ("vqa", "cost", "qualification") for e in ("md", "tex", "csv")),
+        *(f"tables/head_ratio.{e}" for e in ("md", "tex")),
+        *(f"claims.{e}" for e in ("md", "tex", "csv")),
+        "head_ratio.csv",
         "figures/metric_vqa.png",  # no histories or npz files: no other figures
+        "figures/head_ratio.png",
         "summary.json",
         "results.md",
     }

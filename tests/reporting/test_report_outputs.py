@@ -17,7 +17,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def test_figures_exist_and_are_png(report):
     reports, written = report
-    expected = {"metric_vqa", "metric_caption", "metric_translation", "curves_teachers"}
+    expected = {"metric_vqa", "metric_caption", "metric_translation", "curves_teachers", "head_ratio"}
     for pair in ("vlt5-vqa", "blip-vqa", "vlt5-caption", "vlt5-translation"):
         expected |= {f"curves_{pair}", f"attention_{pair}", f"alignment_{pair}-amad"}
     figures = {p.stem for p in (reports / "figures").iterdir()}

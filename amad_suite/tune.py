@@ -1,0 +1,161 @@
+"""Choose one option of a distillation method on validation data, never on the test sets.
+
+    python -m amad_suite.tune --setup blip-caption --method amad_sharp --option amad_kl.tau \\
+        --values 0.5 0.2 0.1 0.05 --seeds 0 --out reports/tuning/blip-caption-amad_sharp.csv
+
+Run it in a repository whose teachers are trained (``dvc repro teacher@<setup>``). For every value it distils a
+student exactly as the distill stage would (the same params, with only ``distill.methods.<method>.<option>``
+changed), scores it on the task's validation split, and writes one CSV row per value and seed plus a line naming the
+value with the best mean headline metric. The students live under ``--work`` (default ``results/tune``) and are
+kept, so a rerun with more values trains only the new ones. Copy the chosen value into params.yaml yourself: the
+choice is a decision a person signs, and the CSV is its evidence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+from amad.errors import ConfigError
+from amad_suite.cli import OneLineParser, run_stage
+from amad_suite.config import load_params, parse_setup, section
+
+log = logging.getLogger(__name__)
+
+
+def with_option(params: dict[str, Any], method: str, option: str, value: Any) -> dict[str, Any]:
+    """A copy of ``params`` with ``distill.methods.<method>.<option>`` (dotted, e.g. ``amad_kl.tau``) set to value.
+
+    The option must already exist: a typo fails with the near matches instead of adding an unread key."""
+    out = copy.deepcopy(params)
+    *parents, leaf = option.split(".")
+    node = section(out, ".".join(["distill", "methods", method, *parents]))
+    if not isinstance(node, dict) or leaf not in node:
+        section(out, ".".join(["distill", "methods", method, option]))  # raises the one-line error with near matches
+    node[leaf] = value
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """``0.1`` -> 0.1, ``3`` -> 3, anything else stays a string (e.g. a pairing name)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def tune(
+    params: dict[str, Any],
+    setup: str,
+    method: str,
+    option: str,
+    values: list[Any],
+    seeds: list[int],
+    *,
+    data_root: str = "data",
+    teacher_dir: str | None = None,
+    work_dir: str = "results/tune",
+    meteor: Any = True,
+) -> list[dict[str, Any]]:
+    """Distil and score one student per value and seed; returns the CSV rows (value, seed, headline, metric)."""
+    from amad.models import load_model
+    from amad_suite.pipeline import examples as E
+    from amad_suite.pipeline import params as P
+    from amad_suite.pipeline.eval_stages import evaluate_model
+    from amad_suite.pipeline.layout import DataLayout
+    from amad_suite.pipeline.train_stages import run_distill
+
+    _, task = parse_setup(setup)
+    if not values or not seeds:
+        raise ConfigError("give at least one --values entry and one --seeds entry")
+    teacher_dir = teacher_dir or f"results/teachers/{setup}"
+    rows = []
+    for value in values:
+        trial = with_option(params, method, option, value)
+        trial["suite"] = {**trial["suite"], "seeds": list(seeds)}
+        P.validate_all(trial)  # a value the method rejects (tau=0) fails here, before any training
+        out = Path(work_dir) / f"{setup}-{method}-{option}={value}"
+        run_distill(trial, setup, method, "seeds", data_root, teacher_dir, str(out))
+        layout = DataLayout(Path(data_root), P.data_scale(trial))
+        ecfg = P.evaluate(trial)
+        val = {"val": E.val_examples(layout, task)}
+        for seed in seeds:
+            model = load_model(out / f"s{seed}" / "model")
+            record, _ = evaluate_model(
+                model, ecfg, setup, method, seed, layout, preset=trial["preset"], meteor=meteor, sets=val
+            )
+            metric = record.metrics.get(record.headline)
+            rows.append({"value": value, "seed": seed, "headline": record.headline, "val_metric": metric})
+            log.info("%s %s %s=%s s%d: validation %s %.3f", setup, method, option, value, seed, record.headline, metric)
+    return rows
+
+
+def best(rows: list[dict[str, Any]]) -> tuple[Any, float]:
+    """The value with the highest mean validation metric over its seeds (ties: the first listed)."""
+    means: dict[Any, list[float]] = {}
+    for row in rows:
+        means.setdefault(row["value"], []).append(row["val_metric"])
+    value = max(means, key=lambda v: statistics.fmean(means[v]))
+    return value, statistics.fmean(means[value])
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], header: dict[str, str]) -> None:
+    from amad.atomic import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        for key, text in header.items():
+            f.write(f"# {key}: {text}\n")
+        writer = csv.DictWriter(f, fieldnames=["value", "seed", "headline", "val_metric"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--setup", required=True)
+    parser.add_argument("--method", required=True, help="a method under distill.methods")
+    parser.add_argument("--option", required=True, help="dotted option under the method, e.g. amad_kl.tau")
+    parser.add_argument("--values", nargs="+", required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--data", default="data")
+    parser.add_argument("--teacher", help="teacher folder (default results/teachers/<setup>)")
+    parser.add_argument("--work", default="results/tune", help="where the tuning students are kept")
+    parser.add_argument("--out", required=True, help="CSV of validation scores")
+    args = parser.parse_args(argv)
+    from amad_suite.pipeline import params as P
+
+    params = load_params()
+    P.validate_all(params)
+    if args.method not in params["distill"]["methods"]:
+        from amad.registry import unknown_name
+
+        raise unknown_name("method", args.method, params["distill"]["methods"])
+    values = [parse_value(v) for v in args.values]
+    rows = tune(
+        params, args.setup, args.method, args.option, values, args.seeds,
+        data_root=args.data, teacher_dir=args.teacher, work_dir=args.work,
+    )  # fmt: skip
+    value, mean = best(rows)
+    header = {
+        "setup": args.setup,
+        "method": args.method,
+        "option": args.option,
+        "preset": params["preset"],
+        "split": "validation",
+        "chosen": f"{value} (mean {rows[0]['headline']} {mean:.3f} over seeds {args.seeds})",
+    }
+    write_csv(Path(args.out), rows, header)
+    print(f"{args.setup} {args.method}: {args.option}={value} has the best mean validation {rows[0]['headline']} "
+          f"({mean:.3f}); written {args.out}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_stage(main)

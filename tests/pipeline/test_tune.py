@@ -1,0 +1,37 @@
+"""amad_suite.tune's pure parts: setting one method option, parsing values, and picking the best mean."""
+
+import pytest
+
+from amad.errors import ConfigError
+from amad_suite.tune import best, parse_value, with_option
+
+PARAMS = {"distill": {"methods": {"amad": {"amad_kl": {"weight": "auto", "tau": 1.0}}}}}
+
+
+def test_with_option_changes_only_a_copy():
+    changed = with_option(PARAMS, "amad", "amad_kl.tau", 0.1)
+    assert changed["distill"]["methods"]["amad"]["amad_kl"] == {"weight": "auto", "tau": 0.1}
+    assert PARAMS["distill"]["methods"]["amad"]["amad_kl"]["tau"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("method", "option", "message"),
+    [("amad", "amad_kl.tua", "did you mean 'tau'"), ("amd", "amad_kl.tau", "did you mean 'amad'")],
+)
+def test_with_option_rejects_names_that_do_not_exist(method, option, message):
+    with pytest.raises(ConfigError, match=message):
+        with_option(PARAMS, method, option, 0.1)
+
+
+def test_parse_value_keeps_numbers_numeric():
+    assert parse_value("3") == 3 and parse_value("0.05") == 0.05 and parse_value("strided") == "strided"
+
+
+def test_best_takes_the_highest_mean_over_seeds():
+    rows = [
+        {"value": 0.5, "seed": 0, "val_metric": 10.0},
+        {"value": 0.5, "seed": 1, "val_metric": 30.0},
+        {"value": 0.1, "seed": 0, "val_metric": 25.0},
+        {"value": 0.1, "seed": 1, "val_metric": 12.0},
+    ]
+    assert best(rows) == (0.5, 20.0)
