@@ -9,7 +9,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup mini smoke test lint bench clean-results
+.PHONY: setup mini smoke rehearsal test lint bench clean-results
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,12 @@ smoke: export HF_HUB_OFFLINE := 1
 smoke: setup
 	$(PY) -m amad_suite.preset smoke
 	dvc repro
+
+# The paper run in miniature over loopback (amad_suite.rehearsal): a throwaway copy of this checkout on the rehearsal
+# preset, every manifest file served on 127.0.0.1, `dvc repro` twice with checks. Also `pytest -k rehearsal`.
+rehearsal: export HF_HUB_OFFLINE := 1
+rehearsal: setup
+	$(PY) -m amad_suite.rehearsal
 
 lint: setup
 	$(VENV)/bin/ruff check amad amad_suite stages tests benchmarks

@@ -20,7 +20,7 @@ from amad.registry import did_you_mean as _near
 
 T = TypeVar("T")
 
-PRESETS = ("mini", "paper", "smoke")
+PRESETS = ("mini", "paper", "smoke", "rehearsal", "study")  # overlays: rehearsal (on paper), study (on mini)
 TASKS = ("vqa", "caption", "translation")
 FAMILY_TASKS = {"vlt5": ("vqa", "caption", "translation"), "blip": ("vqa", "caption")}
 

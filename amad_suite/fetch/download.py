@@ -5,6 +5,11 @@ size and sha256 (or the hash recorded on first use in the lock file), and is ren
 good file is never replaced by a bad one, and a bad one is never used. Google Drive files are fetched through the
 confirm URL; Drive's virus-scan interstitial page is parsed and confirmed (amad_suite.fetch.gdrive), and files
 known only by their place in a shared Drive folder are resolved through the folder's public listing.
+
+:func:`fetch_all` (the download stage) tries each file up to ``ATTEMPTS`` times: a transfer cut part-way is resumed
+from its ``.part`` file, and a download whose checksum does not match is discarded and fetched again from scratch (a
+corrupt transfer or proxy copy); a file that still does not verify stops the stage with a ChecksumError, and a
+refused file is never renamed into place, unpacked or recorded in the lock.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,12 +33,18 @@ from amad_suite.fetch.mirror import (
     resolve_mirror,
     validate_mirror,
 )
-from amad_suite.fetch.transfer import download_to_part
+from amad_suite.fetch.transfer import TransferInterrupted, download_to_part
 from amad_suite.fetch.unpack import copy_folder, is_present, place_file, unpack, usable_path
 
 __all__ = ["fetch", "fetch_all", "is_present", "missing_files_message", "unpack", "usable_path"]
 
 log = logging.getLogger(__name__)
+ATTEMPTS = 3  # per file in fetch_all: resumes of a cut transfer, fresh downloads after a checksum mismatch
+RETRY_WAIT_S = 1.0  # before attempt k + 1: k * RETRY_WAIT_S
+
+
+class CorruptDownload(ChecksumError):
+    """A downloaded file did not verify; it was deleted (nothing kept to resume from) and can be fetched again."""
 
 
 def missing_files_message(
@@ -109,8 +121,9 @@ def fetch(
 
     Raises:
         DataError: no mirror copy and the URL is unreachable or absent (the message says where to place the
-            file), or the download was cut short (rerun to resume).
-        ChecksumError: the size or sha256 does not match; nothing in place is overwritten or used.
+            file). TransferInterrupted: the download was cut short (rerun to resume).
+        ChecksumError: the size or sha256 does not match; nothing in place is overwritten or used (CorruptDownload
+            for a downloaded file, which a new download may fix).
     """
     root = Path(data_root)
     dest = root / entry.path
@@ -160,13 +173,28 @@ def fetch(
         sha = download_to_part(entry, url, dest, part, progress=progress)
         try:
             _verify(entry, part, sha, lock, "download", "check the manifest entry and its source, then rerun")
-        except ChecksumError:
+        except ChecksumError as exc:
             part.unlink()  # a bad download is never resumed from, renamed into place or unpacked
-            raise
+            raise CorruptDownload(str(exc)) from None
     os.replace(part, dest)
     lock.record(entry, dest, sha)
     unpack(entry, root, progress=progress)
     return usable_path(entry, root)
+
+
+def _fetch_retrying(entry: ManifestEntry, data_root: str | Path, **options) -> Path:
+    """:func:`fetch`, again (up to ATTEMPTS in all) after a cut transfer (resumed) or a corrupt download (fetched
+    afresh); the last attempt's error is raised."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return fetch(entry, data_root, **options)
+        except (TransferInterrupted, CorruptDownload) as exc:
+            if attempt == ATTEMPTS:
+                raise
+            again = "resuming" if isinstance(exc, TransferInterrupted) else "discarded; downloading it again"
+            log.warning("%s (attempt %d of %d; %s)", exc, attempt, ATTEMPTS, again)
+            time.sleep(RETRY_WAIT_S * attempt)
+    raise AssertionError("unreachable")
 
 
 def fetch_all(
@@ -193,7 +221,7 @@ def fetch_all(
     paths, failed = [], []
     for entry in entries:
         try:
-            paths.append(fetch(entry, data_root, mirror=mirror_path, progress=progress, lock_path=lock_path))
+            paths.append(_fetch_retrying(entry, data_root, mirror=mirror_path, progress=progress, lock_path=lock_path))
             continue
         except ChecksumError:
             raise
@@ -204,7 +232,9 @@ def fetch_all(
                 continue
             log.warning("%s; trying its fallback %s", exc, fallbacks[entry.path].path)
         try:
-            fetch(fallbacks[entry.path], data_root, mirror=mirror_path, progress=progress, lock_path=lock_path)
+            _fetch_retrying(
+                fallbacks[entry.path], data_root, mirror=mirror_path, progress=progress, lock_path=lock_path
+            )
             paths.append(usable_path(entry, data_root))
         except ChecksumError:
             raise

@@ -7,6 +7,7 @@ page into the URL to retry; Drive's error pages (quota exceeded, no access) beco
 
 Files known only by their place in a shared folder are resolved with the folder's public listing page
 (``embeddedfolderview?id=<folder>``, the page gdown reads too), one request per path component, cached per process.
+Requests go where ``amad_suite.fetch.routing`` sends them ($AMAD_FETCH_URL_PREFIX; Google itself by default).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 from urllib.request import Request, urlopen
 
 from amad.errors import DataError
+from amad_suite.fetch.routing import routed
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +129,8 @@ class _FolderParser(HTMLParser):
 
 def _get(url: str, what: str) -> str:
     try:
-        with urlopen(Request(url, headers={"User-Agent": "Mozilla/5.0 amad-downloader/1"}), timeout=60) as resp:
+        request = Request(routed(url), headers={"User-Agent": "Mozilla/5.0 amad-downloader/1"})
+        with urlopen(request, timeout=60) as resp:
             return resp.read(8 << 20).decode("utf-8", errors="replace")
     except HTTPError as exc:
         reason = f"HTTP {exc.code} {exc.reason}"

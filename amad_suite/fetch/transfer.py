@@ -1,4 +1,7 @@
-"""One HTTP(S) transfer into ``<file>.part``: resumable (Range), Drive pages confirmed, sha256 on the fly."""
+"""One HTTP(S) transfer into ``<file>.part``: resumable (Range), Drive pages confirmed, sha256 on the fly.
+
+Requests go where ``amad_suite.fetch.routing`` sends them ($AMAD_FETCH_URL_PREFIX; the URL itself by default).
+"""
 
 from __future__ import annotations
 
@@ -16,14 +19,19 @@ from amad.progress import Progress
 from amad_suite.fetch import gdrive
 from amad_suite.fetch.manifest import ManifestEntry
 from amad_suite.fetch.mirror import MIRROR_ENV
+from amad_suite.fetch.routing import routed, unrouted
 
-__all__ = ["download_to_part"]
+__all__ = ["TransferInterrupted", "download_to_part"]
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60.0
 MAX_CONFIRM_HOPS = 3  # Drive interstitial pages followed per request
+
+
+class TransferInterrupted(DataError):
+    """A transfer stopped part-way; its ``.part`` file is kept and the next attempt resumes from it."""
 
 
 def _offline_error(entry: ManifestEntry, url: str, dest: Path, reason: object) -> DataError:
@@ -59,7 +67,7 @@ def _open(entry: ManifestEntry, url: str, dest: Path, offset: int):
         if offset:
             headers["Range"] = f"bytes={offset}-"
         try:
-            resp = opener.open(Request(url, headers=headers), timeout=TIMEOUT_S)
+            resp = opener.open(Request(routed(url), headers=headers), timeout=TIMEOUT_S)
         except HTTPError as exc:
             if exc.code == 416 and offset:
                 return None  # the server cannot resume from here: the caller starts over
@@ -73,7 +81,7 @@ def _open(entry: ManifestEntry, url: str, dest: Path, offset: int):
             return resp
         with resp:
             page = resp.read(4 << 20).decode("utf-8", errors="replace")
-        confirmed = gdrive.confirm_url(page, resp.geturl())
+        confirmed = gdrive.confirm_url(page, unrouted(resp.geturl()))
         if confirmed is None:
             break
         log.info("%s: confirming the Google Drive download page", entry.path)
@@ -88,7 +96,8 @@ def download_to_part(entry: ManifestEntry, url: str, dest: Path, part: Path, *, 
     """Download (or resume) ``url`` into ``part``; return the sha256 of the whole file.
 
     Raises:
-        DataError: unreachable, an HTTP error, a page instead of the file, or cut short (rerun to resume).
+        DataError: unreachable, an HTTP error, or a page instead of the file.
+        TransferInterrupted: cut short (the ``.part`` file is kept: rerun to resume).
         ChecksumError: the server announces another size than the manifest's.
     """
     offset = part.stat().st_size if part.exists() else 0
@@ -131,7 +140,7 @@ def download_to_part(entry: ManifestEntry, url: str, dest: Path, part: Path, *, 
     got = part.stat().st_size
     if cut is not None or (total is not None and got < total):
         reason = f"{type(cut).__name__}" if cut is not None else "connection closed early"
-        raise DataError(
+        raise TransferInterrupted(
             f"download of {entry.path} stopped at {got} of {total if total is not None else '?'} bytes ({reason}): "
             f"rerun to resume from {part}"
         )

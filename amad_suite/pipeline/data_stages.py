@@ -76,28 +76,36 @@ def run_download(params: dict, data_root: str, progress: bool = True) -> None:
     check_preset(params["preset"])
     data_cfg = P.data(params)
     layout = DataLayout(Path(data_root), data_cfg.scale)
+    read: set[str] | None = None  # paper: the files the pipeline reads (hand-placed extras stay out of the digest)
     if data_cfg.scale == "mini":
         summary = _download_mini(data_cfg, layout)
     else:
-        summary = _download_paper(data_cfg, layout, progress)
+        summary, read = _download_paper(data_cfg, layout, progress)
     if not layout.manifest_lock.exists():  # a declared output at both scales; the mini suite downloads nothing
         layout.manifest_lock.parent.mkdir(parents=True, exist_ok=True)
         layout.manifest_lock.write_text('{\n  "files": {}\n}\n', encoding="utf-8")
     record = {k: v for k, v in params["data"].items() if k != "mirror"}  # where files came from changes nothing
     write_json(layout.root / "download_summary.json", collect({"data": record}, data_cfg.seed, summary=summary))
-    write_json(layout.raw_digest, raw_digest(layout.raw_root, progress=progress))
+    write_json(layout.raw_digest, raw_digest(layout.raw_root, progress=progress, only=read))
 
 
 # Files above this size enter the digest by size and modification time instead of content (paper-scale h5 files).
 DIGEST_CONTENT_BYTES = 64 << 20
 
 
-def raw_digest(raw: Path, *, progress: bool = True) -> dict:
+def raw_digest(raw: Path, *, progress: bool = True, only: set[str] | None = None) -> dict:
     """{"files": n, "sha256": ...}: a hash over every file's relative path and content (or, above
-    DIGEST_CONTENT_BYTES, size and mtime) under ``raw``; equal trees give equal digests wherever they live."""
+    DIGEST_CONTENT_BYTES, size and mtime) under ``raw``; equal trees give equal digests wherever they live.
+
+    ``only``: relative paths (files or folders) to hash; other files, e.g. placed by hand beside the downloads, leave
+    the digest, and so every training stage, unchanged. None hashes everything.
+    """
     from amad.progress import Progress
 
-    files = sorted(p for p in raw.rglob("*") if p.is_file())
+    def wanted(rel: str) -> bool:
+        return only is None or rel in only or any(rel.startswith(f"{p}/") for p in only)
+
+    files = sorted(p for p in raw.rglob("*") if p.is_file() and wanted(p.relative_to(raw).as_posix()))
     digest = hashlib.sha256()
     with Progress(len(files), "hash data/raw", unit="files", enabled=progress) as bar:
         for path in files:
@@ -139,22 +147,23 @@ def _download_mini(data_cfg: P.DataConfig, layout: DataLayout) -> dict:
     return summary
 
 
-def _download_paper(data_cfg: P.DataConfig, layout: DataLayout, progress: bool) -> dict:
+def _download_paper(data_cfg: P.DataConfig, layout: DataLayout, progress: bool) -> tuple[dict, set[str]]:
     from amad.data.tokenizer import build_blip_tokenizer
     from amad_suite.fetch.download import fetch_all
     from amad_suite.fetch.manifest import load_manifest
 
     if not data_cfg.tokenizer.source:  # checked before hours of downloading
         raise DataError("data.tokenizer.source is empty: at paper scale set it to a t5-base folder or hub id")
-    manifest = load_manifest()
+    manifest = load_manifest(data_cfg.manifest or None)
     tasks = sorted(manifest.tasks)
     entries = list({e.path: e for task in tasks for e in manifest.for_task(task)}.values())
+    fallbacks = manifest.fallbacks(entries)
     fetch_all(
         entries,
         layout.raw_root,
         mirror=data_cfg.mirror or None,
         progress=progress,
-        fallbacks=manifest.fallbacks(entries),
+        fallbacks=fallbacks,
         lock_path=layout.manifest_lock,
     )
     tokenizers = {
@@ -169,7 +178,8 @@ def _download_paper(data_cfg: P.DataConfig, layout: DataLayout, progress: bool) 
         )
     _write_tokenizers(layout, tokenizers)
     rows = {family: len(tokenizer) for family, tokenizer in tokenizers.items()}
-    return {"files": [e.path for e in entries], "tasks": tasks, "tokenizer_rows": rows}
+    read = {p for e in [*entries, *fallbacks.values()] for p in (e.path, *e.produces, e.into) if p}
+    return {"files": [e.path for e in entries], "tasks": tasks, "tokenizer_rows": rows}, read
 
 
 def _sizes(size: P.TaskSize) -> dict:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
 from dvclive import Live
 from transformers import get_linear_schedule_with_warmup
 
@@ -78,11 +78,14 @@ def check_finite(step: int, names: Sequence[str], values: torch.Tensor, last_che
 
 
 def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    """The run's Accelerator. DDP looks for unused parameters: a task can leave some without gradients (VL-T5's
+    visual embedding on text-only Multi30K batches), which DDP otherwise rejects at the second step."""
     cuda = torch.cuda.is_available()
     return Accelerator(
         cpu=not cuda,
         mixed_precision=cfg.mixed_precision if cuda and cfg.mixed_precision != "fp32" else "no",
         gradient_accumulation_steps=cfg.grad_accum,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
 
 

@@ -4,6 +4,10 @@ Every copy is strict (amad.models.loading): a tensor that cannot be copied is an
 
 Built on transformers' port: ``BlipForQuestionAnswering`` (vqa) and ``BlipForConditionalGeneration`` (caption),
 always with ``attn_implementation="eager"`` (the only one BLIP has, and the one that yields attention maps).
+
+Pretrained weights (:func:`load_pretrained`) come from a transformers folder or hub id, or from one of BLIP's
+original ``.pth`` files (converted by amad.models.blip.original). Checkpoints fine-tuned on VQA v2 have seen the
+val2014 images, which hold the Karpathy test split; :func:`karpathy_test_leak` names them, and the load report says so.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +23,7 @@ from torch import nn
 from transformers import AutoConfig, BlipConfig, BlipForConditionalGeneration, BlipForQuestionAnswering
 
 from amad.errors import CheckpointError, ConfigError
+from amad.models.blip import original
 from amad.models.loading import LoadReport, strict_copy
 
 log = logging.getLogger(__name__)
@@ -191,6 +197,43 @@ def load_hf_blip(source: str, task: str | None = None) -> tuple[nn.Module, str]:
             f"{source!r} lacks {len(missing)} BLIP {task} weights (e.g. {missing[0]}): give a complete checkpoint"
         )
     return model, task
+
+
+# Checkpoints trained on VQA v2 train + val (BLIP configs/vqa.yaml): hub ids Salesforce/blip-vqa-*, and BLIP's
+# model_vqa.pth / model_base_vqa_capfilt_large.pth / model_large_vqa.pth (any file or id naming vqa).
+_SAW_VAL2014 = re.compile(r"vqa", re.IGNORECASE)
+
+
+def karpathy_test_leak(source: str) -> str | None:
+    """Why a BLIP checkpoint has seen the Karpathy test images, or None (pre-training and caption checkpoints)."""
+    name = str(source).replace("\\", "/").rstrip("/").split("/")[-1]
+    if _SAW_VAL2014.search(name):
+        return (
+            f"{source} was fine-tuned on VQA v2 train+val; the Karpathy test split is part of val2014, so scores on it "
+            "are inflated (fine-tune from model_base_capfilt_large.pth instead)"
+        )
+    return None
+
+
+def load_pretrained(model: nn.Module, source: str, task: str) -> dict[str, Any]:
+    """Fill a transformers BLIP ``model`` of ``task`` from ``source``; return the load report as a dict.
+
+    ``source``: a file is one of BLIP's original ``.pth`` checkpoints (pre-training or fine-tuned; converted to
+    transformers' names, modules the task's model lacks dropped); anything else a transformers folder or hub id.
+    The report adds ``saw_test_split``: :func:`karpathy_test_leak` of the source (None when clean).
+
+    Raises:
+        CheckpointError: unreadable, not BLIP, or a tensor that cannot be copied (strict, see amad.models.loading).
+    """
+    fix = "match the model to the checkpoint (tokenizer rows, image_size, widths), or use init 'random'"
+    if Path(source).is_file():
+        state, dropped = original.to_hf_names(original.read_checkpoint(source), task)
+        log.info("%s: %d original BLIP tensors converted, %d left out (%s)", source, len(state), len(dropped), task)
+    else:
+        hf_source, _ = load_hf_blip(source)
+        state = hf_source.state_dict()
+    report = strict_copy(model, state, source_name=str(source), family="blip", fix=fix).to_json()
+    return report | {"saw_test_split": karpathy_test_leak(source)}
 
 
 def _layer_count(model: nn.Module, tower: str) -> int:

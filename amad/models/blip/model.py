@@ -25,7 +25,6 @@ from transformers import AutoTokenizer
 from amad.errors import CheckpointError, ConfigError
 from amad.models.base import FAMILIES, META_FILE, DistillModel, check_new_tokens, weighted_token_loss
 from amad.models.blip import checkpoint as ckpt
-from amad.models.loading import strict_copy
 from amad.models.sizes import resolve_size
 from amad.types import AttentionMaps, Batch, Example, ModelOutput
 
@@ -105,7 +104,8 @@ class BlipModel(DistillModel):
         """Build a BLIP of ``size`` (name or dict) for ``task``.
 
         init: "random"; "pretrained" (every weight from the BLIP checkpoint ``init_from``, default
-        ``size["pretrained"]``; only extra vocabulary rows may keep their initialisation, see amad.models.loading);
+        ``size["pretrained"]``: a transformers folder or hub id, or BLIP's original ``.pth``; only extra vocabulary
+        rows may keep their initialisation, see amad.models.loading);
         "teacher" (``teacher``'s layers at ``layer_pairs`` (student, teacher), or a uniform mapping when None).
         ``init_report`` records what was copied.
         """
@@ -116,14 +116,7 @@ class BlipModel(DistillModel):
             source = init_from or size.get("pretrained")
             if not source:
                 raise ConfigError("init='pretrained' needs init_from (a BLIP checkpoint folder or hub id)")
-            hf_source, _ = ckpt.load_hf_blip(source)
-            model.init_report = strict_copy(
-                model.model,
-                hf_source.state_dict(),
-                source_name=str(source),
-                family="blip",
-                fix="match the model to the checkpoint (tokenizer rows, image_size, widths), or use init 'random'",
-            ).to_json()
+            model.init_report = ckpt.load_pretrained(model.model, str(source), task)  # a .pth, folder or hub id
         elif init == "teacher":
             if not isinstance(teacher, BlipModel) or teacher.task != task:
                 raise ConfigError(f"init='teacher' needs a BLIP {task} teacher model, got {type(teacher).__name__}")
