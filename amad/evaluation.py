@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from amad.data.batches import iterate
 from amad.errors import DataError
 from amad.models.base import DistillModel
 from amad.progress import Progress
@@ -42,10 +43,16 @@ def predict(
     desc: str = "predict",
     answers: Sequence[str] | None = None,
     rank_k: int = 128,
+    min_length: int | None = None,
+    max_length: int | None = None,
+    num_workers: int = 0,
 ) -> dict[str, str]:
     """uid -> predicted string, in batches, with the model in eval mode.
 
     Generates by default; with ``answers`` (VQA) it ranks them instead (``model.rank_answers``, BLIP's recipe).
+    ``min_length`` / ``max_length`` count the decoder's prefix (``amad.models.base.generation_lengths``);
+    ``max_length`` replaces ``max_new_tokens``. ``num_workers`` > 0 collates batches in that many DataLoader
+    worker processes.
     """
     if not examples:
         raise DataError("no evaluation examples: check the data stage outputs and data.* sizes in params.yaml")
@@ -54,13 +61,18 @@ def predict(
     out: dict[str, str] = {}
     n_batches = (len(examples) + batch_size - 1) // batch_size
     bar = Progress(n_batches, desc, every=max(1, n_batches // 5), enabled=progress)
-    for start in range(0, len(examples), batch_size):
-        chunk = list(examples[start : start + batch_size])
-        batch = model.collate(chunk, visual, train=False).to(device)
+    chunks = [list(examples[start : start + batch_size]) for start in range(0, len(examples), batch_size)]
+
+    def collate(i: int):
+        return model.collate(chunks[i], visual, train=False)
+
+    for chunk, batch in zip(chunks, iterate(collate, range(len(chunks)), num_workers), strict=True):
+        batch = batch.to(device)
         if answers is not None:
             texts = model.rank_answers(batch, answers, rank_k)
         else:
-            texts = model.generate(batch, num_beams=num_beams, max_new_tokens=max_new_tokens)
+            lengths = {k: v for k, v in (("min_length", min_length), ("max_length", max_length)) if v is not None}
+            texts = model.generate(batch, num_beams=num_beams, max_new_tokens=max_new_tokens, **lengths)
         for example, text in zip(chunk, texts, strict=True):
             out[example.uid] = text
         bar.update(1)

@@ -26,6 +26,12 @@ class Example:
     references: the evaluation references (VQA: the 10 human answers; captions: all captions; MT: [de]).
     target_weight: loss weight of this example (VQA soft score of ``target``; else 1.0).
     answer_type: VQA answer type ("yes/no", "number", "other") or None.
+    answer_scores: VQA: the candidate training answers and their soft scores, sorted by answer (VL-T5's Karpathy
+        ``label``: LXMERT-normalised answers of the 3,129-answer vocabulary; official files: min(1, count / 3) per
+        distinct answer; empty when no answer is in the vocabulary); None when not known (other tasks, examples built
+        by hand). ``amad.data.targets`` samples from it (VL-T5's recipe).
+    targets: several weighted training targets of one example (BLIP's VQA recipe: every distinct answer with weight
+        count / n, set by ``amad.data.targets``); empty = the one ``(target, target_weight)``.
     """
 
     uid: str
@@ -35,6 +41,8 @@ class Example:
     references: list[str]
     target_weight: float = 1.0
     answer_type: str | None = None
+    answer_scores: tuple[tuple[str, float], ...] | None = None
+    targets: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass
@@ -42,8 +50,11 @@ class Batch:
     """A collated batch, shared by teacher and student of one family.
 
     input_ids / attention_mask: (B, L) text source with task prefix; mask is bool, True = real token.
-    labels: (B, T) target ids, -100 on padding (None at generation time).
-    label_weights: (B,) per-example loss weights.
+    labels: (B, T) target ids, -100 on padding (None at generation time); (R, T) when examples carry several
+    targets (``label_owner``).
+    label_weights: (B,) per-example loss weights ((R,) with ``label_owner``).
+    label_owner: (R,) long, the example row each label row belongs to (BLIP's VQA recipe trains on every answer of
+    a question); None: label row i belongs to example i.
     vis_feats: (B, N, D) region/patch features (VL-T5); vis_boxes: (B, N, 4) normalised x1, y1, x2, y2;
     vis_mask: (B, N) bool.
     pixel_values: (B, 3, H, W) preprocessed images (BLIP).
@@ -53,6 +64,7 @@ class Batch:
     attention_mask: torch.Tensor
     labels: torch.Tensor | None = None
     label_weights: torch.Tensor | None = None
+    label_owner: torch.Tensor | None = None
     vis_feats: torch.Tensor | None = None
     vis_boxes: torch.Tensor | None = None
     vis_mask: torch.Tensor | None = None

@@ -20,6 +20,11 @@ from amad.registry import did_you_mean as _near
 
 T = TypeVar("T")
 
+# The choices of TrainConfig.vqa_targets and .augment: amad.data.targets.TARGET_MODES and
+# amad.data.batches.AUGMENT_MODES (not imported: those import torch, which params-only stages never load; a test holds
+# them equal).
+TARGET_MODES = ("top", "sample", "all", "recipe")
+AUGMENT_MODES = ("none", "blip", "blip_keep_sides")
 PRESETS = ("mini", "paper", "smoke", "rehearsal", "study")  # overlays: rehearsal (on paper), study (on mini)
 TASKS = ("vqa", "caption", "translation")
 FAMILY_TASKS = {"vlt5": ("vqa", "caption", "translation"), "blip": ("vqa", "caption")}
@@ -102,7 +107,23 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings (VL-T5's paper settings: AdamW, lr 5e-5, warmup 0.1, clip 5)."""
+    """Optimisation settings (VL-T5's paper settings: AdamW, lr 5e-5, warmup 0.1, clip 5).
+
+    batch_size: examples per micro-batch over all ranks (each of n GPUs takes batch_size / n); one optimizer step
+        sees batch_size x grad_accum examples (VL-T5: 80 per GPU x 4 GPUs = 320 = batch_size 80 x grad_accum 4 on
+        one GPU, or batch_size 320 x grad_accum 1 on four).
+    label_smoothing: of the task loss, for every family (the one setting that controls it; BLIP's recipe is 0.1).
+    num_workers: DataLoader worker processes that build batches ahead (0: in the training process); the batches
+        are the same either way.
+    vqa_targets: VQA training targets (amad.data.targets): top (the top-scored answer), sample (VL-T5: one answer
+        drawn in proportion to its score every step), all (BLIP: every distinct answer, weight count / n) or recipe
+        (the family's own).
+    augment: image augmentation of BLIP batches (amad.data.visual.augment): none, blip (random resized crop, scale
+        0.5-1, and horizontal flip, as BLIP) or blip_keep_sides (no flip for texts that say left or right).
+    select_on_val: keep the weights that score best on the validation split (the task's headline metric, greedy
+        or val_num_beams decoding) instead of the last ones, evaluated every eval_every steps (null: after every
+        epoch) and at the last step; val_examples caps the validation examples (null: all).
+    """
 
     epochs: int
     batch_size: int
@@ -116,6 +137,13 @@ class TrainConfig:
     log_every: int = 20
     mixed_precision: str | bool = "fp32"
     label_smoothing: float = 0.0
+    num_workers: int = 0
+    vqa_targets: str = "top"
+    augment: str = "none"
+    select_on_val: bool = False
+    eval_every: int | None = None
+    val_examples: int | None = None
+    val_num_beams: int = 1
 
     def __post_init__(self) -> None:
         # "fp32" rather than accelerate's "no": YAML 1.1 reads an unquoted no as false, and `dvc exp run -S`
@@ -139,6 +167,37 @@ class TrainConfig:
         for key in ("clip", "weight_decay"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"train.{key} must be >= 0 (0 turns it off), got {getattr(self, key)}")
+        if self.num_workers < 0:
+            raise ConfigError(
+                f"train.num_workers must be >= 0 (0 builds batches in the training process), got {self.num_workers}"
+            )
+        for key, choices in (("vqa_targets", TARGET_MODES), ("augment", AUGMENT_MODES)):
+            if getattr(self, key) not in choices:
+                raise ConfigError(f"train.{key} must be one of {', '.join(choices)}, got {getattr(self, key)!r}")
+        for key in ("eval_every", "val_examples"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"train.{key} must be >= 1 or null, got {value}")
+        if self.val_num_beams < 1:
+            raise ConfigError(f"train.val_num_beams must be >= 1, got {self.val_num_beams}")
+
+    def record(self) -> dict[str, Any]:
+        """The settings as a dict for a run's record and fingerprint.
+
+        ``num_workers`` is left out (it changes no batch), and so are the options in ``RECORDED_IF_SET`` while at
+        their defaults: runs finished before those options existed keep their fingerprints (and are not retrained).
+        """
+        data = dataclasses.asdict(self)
+        data.pop("num_workers")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in RECORDED_IF_SET:
+            if data[name] == defaults[name]:
+                data.pop(name)
+        return data
+
+
+# TrainConfig options added after runs were recorded: part of a run's record only when set to another value.
+RECORDED_IF_SET = ("vqa_targets", "augment", "select_on_val", "eval_every", "val_examples", "val_num_beams")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:

@@ -31,7 +31,7 @@ class EvalRecord:
     preset: str
     metrics: dict[str, float | None]
     headline: str
-    cost: dict[str, float] = field(default_factory=dict)
+    cost: dict[str, float | str] = field(default_factory=dict)  # numbers, and "device": where latency was measured
     model: dict[str, Any] = field(default_factory=dict)
     inference: dict[str, Any] = field(default_factory=dict)
     coverage: dict[str, list[float]] = field(default_factory=dict)  # "<kind>/<s>/<t>" -> per teacher head KL
@@ -98,8 +98,10 @@ def parse_record(data: Any, path: Path) -> EvalRecord:
             raise DataError(f"{path}: reference '{name}' has no '{headline}'; re-run the evaluate stage for it")
     seed = _field(data, "seed", int, path, optional=True)
     cost = data.get("cost") or {}
-    if not isinstance(cost, dict) or any(not _is_number(v) for v in cost.values()):
+    if not isinstance(cost, dict) or any(not _is_number(v) for k, v in cost.items() if k != "device"):
         raise DataError(f"{path}: field 'cost' must map names to numbers; re-run the evaluate stage for it")
+    if not isinstance(cost.get("device", ""), str):
+        raise DataError(f"{path}: field 'cost.device' must be a string; re-run the evaluate stage for it")
     model = data.get("model") or {}
     inference = data.get("inference") or {}
     if not isinstance(model, dict) or not isinstance(inference, dict):
@@ -119,7 +121,7 @@ def parse_record(data: Any, path: Path) -> EvalRecord:
         preset=_field(data, "preset", str, path, optional=True) or "unknown",
         metrics=metrics,
         headline=headline,
-        cost={k: float(v) for k, v in cost.items()},
+        cost={k: v if k == "device" else float(v) for k, v in cost.items()},
         model=model,
         inference=inference,
         coverage={str(k): [float(x) for x in v] for k, v in coverage.items()},

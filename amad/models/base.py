@@ -21,12 +21,18 @@ META_FILE = "amad_model.json"  # {family, task, size, ...}: written last, so its
 
 
 def weighted_token_loss(
-    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None, label_smoothing: float = 0.0
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor | None,
+    label_smoothing: float = 0.0,
+    examples: int | None = None,
 ) -> torch.Tensor:
-    """Token cross-entropy averaged per example over valid tokens, weighted per example, averaged over the batch.
+    """Token cross-entropy averaged per row over valid tokens, weighted per row, averaged over the batch.
 
     Args:
         logits: (B, T, V); labels: (B, T) with -100 on ignored tokens; weights: (B,) or None (all ones).
+        examples: divide the weighted sum by this many examples instead of by the B rows (rows that are several
+            weighted targets of one example, BLIP's VQA recipe: sum over a question's answers, mean over questions).
     """
     b, t, v = logits.shape
     token = F.cross_entropy(
@@ -40,7 +46,35 @@ def weighted_token_loss(
     per_example = (token * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B,)
     if weights is not None:
         per_example = per_example * weights.to(per_example)
+    if examples is not None:
+        return per_example.sum() / examples
     return per_example.mean()
+
+
+def generation_lengths(
+    default_new_tokens: int,
+    max_new_tokens: int | None = None,
+    min_length: int | None = None,
+    max_length: int | None = None,
+) -> dict[str, int]:
+    """The length arguments of transformers' ``generate``.
+
+    ``max_length`` / ``min_length`` count the whole decoded sequence as transformers does: the decoder start token
+    (T5) or the prefix the decoder is given (BLIP: [DEC] + prompt), as BLIP's and VL-T5's configs mean them.
+    ``max_length`` replaces ``max_new_tokens``; neither given: ``default_new_tokens`` new tokens.
+    """
+    out: dict[str, int] = {}
+    if max_length is not None:
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ConfigError(f"max_length must be a positive integer, got {max_length!r}")
+        out["max_length"] = max_length
+    else:
+        out["max_new_tokens"] = default_new_tokens if max_new_tokens is None else check_new_tokens(max_new_tokens)
+    if min_length is not None:
+        if isinstance(min_length, bool) or not isinstance(min_length, int) or min_length < 0:
+            raise ConfigError(f"min_length must be a non-negative integer, got {min_length!r}")
+        out["min_length"] = min_length
+    return out
 
 
 def check_new_tokens(max_new_tokens: int) -> int:
@@ -64,6 +98,9 @@ class DistillModel(nn.Module, ABC):
 
     Subclasses hold ``self.model`` (the transformers model) and ``self.tokenizer``. The trainer only calls the
     methods below and never branches on the family.
+
+    ``label_smoothing``: of the task loss that ``forward`` returns (0.0 when built or loaded). The training loop
+    sets it from ``TrainConfig.label_smoothing``, the one setting that controls it.
     """
 
     family: str = ""
@@ -73,6 +110,7 @@ class DistillModel(nn.Module, ABC):
         self.model = model
         self.tokenizer = tokenizer
         self.task = task
+        self.label_smoothing = 0.0
         # What a pretrained or teacher init copied (amad.models.loading.LoadReport.to_json()); None: random init.
         self.init_report: dict[str, Any] | None = None
 
@@ -85,8 +123,16 @@ class DistillModel(nn.Module, ABC):
         """Logits, task loss, target mask, and the attention maps requested by ``capture`` (a CaptureSpec)."""
 
     @abstractmethod
-    def generate(self, batch: Batch, num_beams: int = 1, max_new_tokens: int | None = None) -> list[str]:
-        """Decoded predictions, one string per example."""
+    def generate(
+        self,
+        batch: Batch,
+        num_beams: int = 1,
+        max_new_tokens: int | None = None,
+        *,
+        min_length: int | None = None,
+        max_length: int | None = None,
+    ) -> list[str]:
+        """Decoded predictions, one string per example (lengths as :func:`generation_lengths`)."""
 
     def rank_answers(self, batch: Batch, answers: Sequence[str], k: int) -> list[str]:
         """The most likely of ``answers`` for each example (BLIP's rank inference); only some families have it."""

@@ -16,8 +16,9 @@ Choices worth knowing:
   about 400.
 - ``vlt5-*`` mini sizes assume the mini feature store: ``feat_dim`` 64, ``n_boxes`` 16 (override per run).
 - Optional VL-T5 keys: ``pretrained`` (HF T5 folder or hub id), ``vocab_rows`` (embedding rows, e.g. 32200).
-- Optional BLIP keys: ``label_smoothing`` (BLIP's original is 0.1; 0.0 at mini scale) and ``prompt`` (the
-  caption prompt masked out of the loss; BLIP uses "a picture of ", empty at mini scale).
+- Optional BLIP keys: ``prompt`` (the caption prompt masked out of the loss; BLIP uses "a picture of ", empty at
+  mini scale) and ``pretrained``. Label smoothing is a training setting (``TrainConfig.label_smoothing``; BLIP's
+  recipe is 0.1), not a size key.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ VLT5_KEYS = (
 )
 VLT5_OPTIONAL = ("pretrained", "vocab_rows")
 BLIP_KEYS = ("vision", "text", "dropout")
-BLIP_OPTIONAL = ("label_smoothing", "prompt", "pretrained")
+BLIP_OPTIONAL = ("prompt", "pretrained")
 BLIP_VISION_KEYS = (
     "hidden_size",
     "num_hidden_layers",
@@ -93,12 +94,8 @@ _SIZES: dict[str, dict[str, Any]] = {
     "blip-smoke-student": _blip((32, 1, 2, 64, 32, 16), (32, 1, 2, 64), 0.0),
     "blip-tiny-teacher": _blip((128, 3, 8, 256, 64, 16), (128, 3, 8, 256), 0.0),
     "blip-tiny-student": _blip((128, 2, 4, 256, 64, 16), (128, 2, 4, 256), 0.0),
-    "blip-base": _blip(
-        (768, 12, 12, 3072, 384, 16), (768, 12, 12, 3072), 0.1, label_smoothing=0.1, prompt="a picture of "
-    ),
-    "blip-small": _blip(
-        (768, 6, 6, 3072, 384, 16), (768, 6, 6, 3072), 0.1, label_smoothing=0.1, prompt="a picture of "
-    ),
+    "blip-base": _blip((768, 12, 12, 3072, 384, 16), (768, 12, 12, 3072), 0.1, prompt="a picture of "),
+    "blip-small": _blip((768, 6, 6, 3072, 384, 16), (768, 6, 6, 3072), 0.1, prompt="a picture of "),
 }
 for _name, _size in _SIZES.items():
     MODEL_SIZES.add(_name, _size)

@@ -3,7 +3,8 @@
 The stage writes an :class:`amad_suite.records.EvalRecord` (metrics, the blind question prior for VQA teachers,
 how answers were decoded, cost) to ``--out`` and the predictions to ``--predictions``; both paths come from argv.
 It reads only ``preset``, ``data.scale`` and ``evaluate`` from params: what the model is comes from the model
-folder itself.
+folder itself. Models are scored and timed on the GPU when there is one (:func:`eval_device`); the cost record
+names the device.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from amad import evaluation
 from amad.errors import ConfigError
@@ -28,6 +31,11 @@ from amad_suite.records import EvalRecord
 from amad_suite.training.run_info import git_state, write_json
 
 log = logging.getLogger(__name__)
+
+
+def eval_device() -> torch.device:
+    """Where models are scored and timed: the first GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def run_evaluate(
@@ -64,10 +72,11 @@ def run_evaluate(
         runs = [(seed, Path(run_dir) / f"s{seed}") for seed in P.seeds(params, seeds_key)]
     ecfg = P.evaluate(params)  # a bad evaluate.* value fails here, before any model is loaded
     layout = DataLayout(Path(data_root), P.data_scale(params))
-    teacher = S.load_teacher(teacher_dir) if teacher_dir and method != P.TEACHER else None
+    device = eval_device()
+    teacher = S.load_teacher(teacher_dir).to(device) if teacher_dir and method != P.TEACHER else None
     records = []
     for seed, folder in runs:
-        model = S.load_teacher(folder) if seed is None else load_model(folder / "model")
+        model = (S.load_teacher(folder) if seed is None else load_model(folder / "model")).to(device)
         if (model.family, model.task) != (family, task):
             raise ConfigError(
                 f"{folder} holds a {model.family} {model.task} model but --setup is {setup!r}: evaluate it with "
@@ -115,7 +124,8 @@ def evaluate_model(
     rank = task == "vqa" and ecfg.vqa_inference.get(family, "generate") == "rank"
     baseline = method == P.TEACHER  # the teacher's record also scores the task's blind baseline
     train = E.train_examples(layout, task) if rank or baseline else []
-    answers, inference = None, {"method": "generate", "num_beams": ecfg.num_beams}
+    generation = ecfg.generation(setup, task)  # num_beams, max_new_tokens (+ min_length, max_length)
+    answers, inference = None, {"method": "generate"} | {k: v for k, v in generation.items() if k != "max_new_tokens"}
     if rank:
         answers = evaluation.answer_list(train, ecfg.rank_answers)
         inference = {"method": "rank", "answers": len(answers), "k": min(ecfg.rank_k, len(answers))}
@@ -128,11 +138,11 @@ def evaluate_model(
             examples,
             visual,
             batch_size=ecfg.batch_size,
-            num_beams=ecfg.num_beams,
-            max_new_tokens=ecfg.max_new_tokens[task],
             desc=f"eval {setup} {method} {name}",
             answers=answers,
             rank_k=ecfg.rank_k,
+            num_workers=ecfg.num_workers,
+            **generation,
         )
         scores = evaluation.score(task, examples, preds, name if task == "translation" else "", meteor=meteor)
         signature = scores.pop(f"signature/{name}", signature)
@@ -140,7 +150,8 @@ def evaluate_model(
         predictions[name] = preds
     references = _references(task, train, test_sets, meteor) if baseline else {}
     first = next(iter(test_sets.values()))
-    latency_batch = model.collate(first[: ecfg.latency_batch], visual, train=False)
+    device = next(model.parameters()).device
+    latency_batch = model.collate(first[: ecfg.latency_batch], visual, train=False).to(device)
     cost = {"params": count_parameters(model.model)} | measure_latency(model, latency_batch, repeats=3, warmup=1)
     layers = model.attention_layout()
     record = EvalRecord(

@@ -140,6 +140,10 @@ class EvalConfig:
 
     vqa_inference: family -> "generate" (free decoding; VL-T5's recipe) or "rank" (BLIP's recipe: score the
     ``rank_answers`` most frequent training answers, rescoring the ``rank_k`` with the likeliest first token).
+    decoding: setup -> overrides of how it generates (``DECODING_KEYS``): num_beams, max_new_tokens, and
+    min_length / max_length counting the decoder's prefix as transformers does (BLIP caption_coco.yaml: num_beams 3,
+    min_length 5, max_length 20 with the [DEC] + "a picture of" prefix); max_length replaces max_new_tokens.
+    num_workers: DataLoader worker processes that collate test batches ahead (0: in the evaluating process).
     """
 
     batch_size: int
@@ -150,6 +154,8 @@ class EvalConfig:
     rank_answers: int = 3128
     rank_k: int = 128
     coverage_examples: int = 64  # validation examples on which the students' head coverage is measured (claim C6)
+    num_workers: int = 0
+    decoding: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "num_beams", "latency_batch", "rank_answers", "rank_k", "coverage_examples"):
@@ -163,15 +169,41 @@ class EvalConfig:
         for task, value in self.max_new_tokens.items():
             if value < 1:
                 raise ConfigError(f"evaluate.max_new_tokens.{task} must be >= 1, got {value}")
+        if self.num_workers < 0:
+            raise ConfigError(
+                f"evaluate.num_workers must be >= 0 (0 collates in the evaluating process), got {self.num_workers}"
+            )
+        for setup, options in self.decoding.items():
+            parse_setup(setup)
+            for key, value in options.items():
+                if key not in DECODING_KEYS:
+                    raise ConfigError(
+                        f"unknown key evaluate.decoding.{setup}.{key}{did_you_mean(key, DECODING_KEYS)}: allowed keys "
+                        f"are {', '.join(DECODING_KEYS)}"
+                    )
+                if value < (0 if key == "min_length" else 1):
+                    raise ConfigError(
+                        f"evaluate.decoding.{setup}.{key} must be >= {int(key != 'min_length')}, got {value}"
+                    )
+
+    def generation(self, setup: str, task: str) -> dict[str, int]:
+        """How ``setup`` generates: num_beams and max_new_tokens, overridden and completed (min_length,
+        max_length) by ``decoding[setup]``."""
+        return {"num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens[task]} | self.decoding.get(setup, {})
+
+
+DECODING_KEYS = ("num_beams", "max_new_tokens", "min_length", "max_length")
 
 
 # stage -> the params it reads ({setup} and {method} are the stage's matrix items); dvc.yaml lists the same keys,
 # plus those its command interpolates (compute.launcher).
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "code": (),  # the code checksums (amad_suite.stage_deps) read no params
     "download": ("preset", "data"),
     "extract_features": ("data.scale", "features"),
     "teacher": ("data.scale", "data.seed", "teacher.train", "teacher.setups.{setup}"),
     "distill": (
+        "compute.workers",
         "data.scale",
         "suite.{seeds}",
         "student.setups.{setup}",
@@ -215,6 +247,14 @@ def declared(params: Mapping[str, Any], stage: str, **items: str) -> dict[str, A
 
 
 SEED_LISTS = ("seeds", "budget_seeds")  # suite.seeds for suite.setups, suite.budget_seeds for suite.budget_setups
+
+
+def workers(params: Mapping[str, Any]) -> int:
+    """``compute.workers``: how many seeds of a stage run at once on a CPU (amad_suite.pipeline.workers)."""
+    value = section(params, "compute.workers")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"compute.workers must be an integer >= 1 (1 runs seeds one after another), got {value!r}")
+    return value
 
 
 def seeds(params: Mapping[str, Any], key: str) -> tuple[int, ...]:
@@ -400,6 +440,7 @@ def validate_all(params: Mapping[str, Any]) -> SuiteConfig:
             raise ConfigError(f"unknown top-level key {key!r} in params.yaml{did_you_mean(key, TOP_LEVEL)}")
     check_preset(section(params, "preset"))
     cfg = suite(params)
+    workers(params)
     data(params)
     features(params)
     distill(params)

@@ -41,8 +41,17 @@ def _breaks(groups: list[Group], key) -> list[int]:
     return [i for i in range(1, len(groups)) if key(groups[i]) != key(groups[i - 1])]
 
 
-def task_table(groups: list[Group], task: str, published: Published, baseline_method: str = "logit") -> Table:
+def task_table(
+    groups: list[Group],
+    task: str,
+    published: Published,
+    baseline_method: str = "logit",
+    leaks: dict[tuple[str, str], str] | None = None,
+) -> Table:
     """The results table of one task.
+
+    ``leaks``: (family, task) -> why that setup's teacher started from a checkpoint that saw test images; its rows
+    (teacher and students alike) are marked † and the reason goes into the caption.
 
     Rows: per family, the teacher then the students in method order. Columns: family, method, heads, n (runs), each
     metric as mean ± std over seeds, the headline delta to the ``baseline_method`` student of the same family, and,
@@ -64,10 +73,12 @@ def task_table(groups: list[Group], task: str, published: Published, baseline_me
         stats = {m: g.stat(m) for m in metrics}
         delta = None if g.method == baseline_method else baseline_delta(groups, g, baseline_method)
         heads = g.heads()
-        cells = [family_label(g.family), method_label(g.method), DASH if heads is None else str(heads), str(g.n)]
+        mark = " †" if (g.family, task) in (leaks or {}) else ""
+        cells = [family_label(g.family) + mark, method_label(g.method), DASH if heads is None else str(heads), str(g.n)]
         cells += [format_stat(stats[m]) for m in metrics]
         cells.append(DASH if g.method == baseline_method else format_delta(delta))
         record: dict = {"family": g.family, "method": g.method, "role": g.role, "heads": heads, "n": g.n}
+        record["teacher_saw_test_split"] = (leaks or {}).get((g.family, task))
         for m in metrics:
             record[m] = stats[m].mean
             record[f"{m}_std"] = stats[m].std
@@ -87,6 +98,9 @@ def task_table(groups: list[Group], task: str, published: Published, baseline_me
     )
     for method in dict.fromkeys(g.method for g in rows_g if g.role == REFERENCE and g.method in REFERENCE_NOTES):
         caption += f"; {method_label(method)} {REFERENCE_NOTES[method]}"
+    for (family, leaked_task), reason in sorted((leaks or {}).items()):
+        if leaked_task == task:
+            caption += f"; † {family_label(family)}'s teacher saw test images: {reason}"
     if paper_metrics:
         caption += "; paper columns come from reports/published.yaml"
     return Table(
@@ -105,10 +119,12 @@ def _mean(values: list[float]) -> float | None:
 
 
 def cost_table(groups: list[Group]) -> Table:
-    """Parameters, latency, throughput and speed-up vs the teacher, per family/task and model size.
+    """Parameters, latency, throughput and speed-up vs the teacher, per family/task and model size, and the device
+    the latency was measured on.
 
     Students of one size share a row whatever their method (cost depends on the architecture only); latency and
-    throughput are averaged over all runs of that size.
+    throughput are averaged over all runs of that size. A speed-up is only given where the teacher was timed on the
+    same device(s).
     """
     models: dict[tuple[str, str, str, str], list] = {}
     for g in groups:
@@ -119,7 +135,7 @@ def cost_table(groups: list[Group]) -> Table:
             models.setdefault((run.task, run.family, run.role, size), []).append(run)
     keys = sorted(models, key=lambda k: (_task_pos(groups, k[0], k[1]), k[2] != TEACHER, k[3]))
     columns = ["Family", "Task", "Model", "Methods", "Heads", "Params (M)", "Latency (ms/sample)"]
-    columns += ["Throughput (samples/s)", "Speed-up"]
+    columns += ["Throughput (samples/s)", "Speed-up", "Device"]
     rows, records = [], []
     for task, family, role, size in keys:
         runs = models[(task, family, role, size)]
@@ -128,7 +144,8 @@ def cost_table(groups: list[Group]) -> Table:
         throughput = _mean([r.cost["throughput_samples_per_s"] for r in runs if "throughput_samples_per_s" in r.cost])
         teacher = [r for (t, f, ro, _), rs in models.items() if (t, f, ro) == (task, family, TEACHER) for r in rs]
         t_lat = _mean([r.cost["latency_s_per_sample"] for r in teacher if "latency_s_per_sample" in r.cost])
-        speedup = t_lat / latency if t_lat is not None and latency else None
+        devices = _devices(runs)
+        speedup = t_lat / latency if t_lat is not None and latency and _devices(teacher) == devices else None
         methods = sorted({r.method for r in runs}, key=method_key)
         heads = runs[0].model.get("heads")
         rows.append(
@@ -142,6 +159,7 @@ def cost_table(groups: list[Group]) -> Table:
                 NA if latency is None else f"{latency * 1e3:.2f}",
                 NA if throughput is None else f"{throughput:.1f}",
                 NA if speedup is None else f"{speedup:.2f}×",
+                devices or NA,
             ]
         )
         records.append(
@@ -156,6 +174,7 @@ def cost_table(groups: list[Group]) -> Table:
                 "latency_ms_per_sample": None if latency is None else latency * 1e3,
                 "throughput_samples_per_s": throughput,
                 "speedup_vs_teacher": speedup,
+                "device": devices or None,
             }
         )
     return Table(
@@ -165,8 +184,13 @@ def cost_table(groups: list[Group]) -> Table:
         rows=rows,
         frame=pd.DataFrame.from_records(records),
         breaks=[i for i in range(1, len(keys)) if keys[i][:2] != keys[i - 1][:2]],
-        numeric=[False, False, False, False, True, True, True, True, True],
+        numeric=[False, False, False, False, True, True, True, True, True, False],
     )
+
+
+def _devices(runs: list) -> str:
+    """The devices the runs' latency was measured on (cost.device), comma-separated; "" for records without one."""
+    return ", ".join(sorted({str(r.cost["device"]) for r in runs if "device" in r.cost}))
 
 
 def _task_pos(groups: list[Group], task: str, family: str) -> int:

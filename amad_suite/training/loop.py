@@ -9,6 +9,12 @@ anyway); the first non-finite value stops the run with a one-line TrainingError 
 so no broken model is written and the last good checkpoint stays. Every ``log_every`` steps DVCLive also gets the
 attention-to-task gradient-norm ratio and the scale that clipping applied (amad.training.balance), so a reader
 can see whether an attention term swamps the task.
+
+Batches come from ``amad.data.batches.TrainBatches`` (a pure function of the micro-batch index: VQA targets per
+``cfg.vqa_targets``, BLIP's crop and flip per ``cfg.augment``, applied on the device), built ahead by
+``cfg.num_workers`` DataLoader workers. The task loss's label smoothing is ``cfg.label_smoothing``. With
+``cfg.select_on_val`` the run ends with the weights that scored best on validation data
+(:mod:`amad_suite.training.selection`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from dvclive import Live
 from transformers import get_linear_schedule_with_warmup
 
 from amad import atomic
+from amad.data.batches import TrainBatches, iterate
+from amad.data.visual.images import CLIP_MEAN, CLIP_STD
 from amad.errors import DataError, TrainingError
 from amad.models.base import DistillModel
 from amad.progress import Progress
@@ -40,6 +48,7 @@ from amad.training.terms import Term
 from amad.types import Example
 from amad_suite.config import TrainConfig
 from amad_suite.training import checkpoint as ckpt
+from amad_suite.training.selection import Selection, evaluation_due
 
 log = logging.getLogger(__name__)
 NO_DECAY = ("bias", "norm", "layer_norm", "layernorm")
@@ -54,6 +63,7 @@ class TrainResult:
     last_parts: dict[str, float] = field(default_factory=dict)
     alignment: dict[str, np.ndarray] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)  # calibrated weights of ``weight: auto`` terms
+    selection: dict[str, Any] | None = None  # select_on_val: Selection.summary (the step whose weights were kept)
 
 
 # The likely cause of a non-finite value, by where it appeared first.
@@ -98,11 +108,6 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
-    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(n, generator=gen).tolist()
-
-
 def _trim_live(live_dir: Path, keep_below: int) -> None:
     """Drop DVCLive step rows >= keep_below (logged after the checkpoint we resume from).
 
@@ -138,17 +143,30 @@ def train(
     progress: bool = True,
     desc: str = "train",
     on_log: Callable[[int, dict[str, float]], None] | None = None,
+    validate: Callable[[DistillModel], float] | None = None,
+    metric: str = "",
 ) -> TrainResult:
-    """Train ``student`` in place. ``work_dir`` holds ``checkpoint/`` (resume state) and ``dvclive/``."""
+    """Train ``student`` in place. ``work_dir`` holds ``checkpoint/`` (resume state) and ``dvclive/``.
+
+    ``validate(model) -> score`` (higher is better; ``metric`` names it) is required by ``cfg.select_on_val``;
+    it runs on the main process with the model in eval mode.
+    """
     if not examples:
         raise DataError("no training examples: check the data stage outputs and data.* sizes in params.yaml")
+    if cfg.select_on_val and validate is None:
+        raise DataError("select_on_val needs a validation function: pass validate= (the stages build it)")
     plan = plan or CapturePlan()
     work_dir = Path(work_dir)
     ckpt_dir, live_dir = work_dir / "checkpoint", work_dir / "dvclive"
     accelerator = make_accelerator(cfg)
     seed_everything(seed)
+    student.label_smoothing = cfg.label_smoothing  # the one setting of the task loss's smoothing
+    rank, world = accelerator.process_index, accelerator.num_processes
+    options = {"batch_size": cfg.batch_size, "seed": seed, "targets": cfg.vqa_targets, "augment": cfg.augment}
+    batches = TrainBatches(student, examples, visual, rank=rank, world=world, **options)
+    mean, std = getattr(visual, "mean", CLIP_MEAN), getattr(visual, "std", CLIP_STD)  # the images' normalisation
 
-    micro_per_epoch = math.ceil(len(examples) / cfg.batch_size)
+    micro_per_epoch = batches.micro_per_epoch
     total_steps = math.ceil(micro_per_epoch * cfg.epochs / cfg.grad_accum)
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
@@ -159,6 +177,7 @@ def train(
 
     state = ckpt.load_state(ckpt_dir, run_fingerprint)
     start_micro, step, early, weights = 0, 0, {}, {}
+    selection = Selection() if cfg.select_on_val else None
     if state is not None:
         student.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -166,6 +185,7 @@ def train(
         set_rng_state(state["rng"])
         start_micro, step, early = state["micro_step"], state["step"], state.get("early_alignment", {})
         weights = state.get("weights", {})
+        selection = Selection.from_state(state.get("selection")) if cfg.select_on_val else None
         terms = tuple(t.with_weight(weights[t.name]) if t.auto else t for t in terms)
         log.info("%s: resuming from step %d/%d", desc, step, total_steps)
         _trim_live(live_dir, keep_below=step // cfg.log_every)
@@ -174,15 +194,14 @@ def train(
     if teacher is not None:
         teacher.to(accelerator.device).eval().requires_grad_(False)
     student.train()
-    if state is None and any(t.auto for t in terms):  # weight: auto, from the first batch of the run
+    if state is None and any(t.auto for t in terms):  # weight: auto, from the first batch of the run (all ranks)
         unwrapped = accelerator.unwrap_model(student)
-        first = _epoch_order(len(examples), seed, 0)[: cfg.batch_size]
-        batch = unwrapped.collate([examples[i] for i in first], visual, train=True).to(accelerator.device)
+        first = TrainBatches(unwrapped, examples, visual, **options)(0)
+        batch = first.to(accelerator.device).augmented(mean, std)
         with accelerator.autocast():
             terms, weights = calibrate(unwrapped, teacher, batch, terms, plan)
         log.info("%s: calibrated weights %s", desc, {k: round(v, 6) for k, v in weights.items()})
 
-    rank, world = accelerator.process_index, accelerator.num_processes
     live = None
     if accelerator.is_main_process:
         live = Live(str(live_dir), resume=state is not None, dvcyaml=None, save_dvc_exp=False, report=None)
@@ -192,16 +211,12 @@ def train(
     last_checkpoint = step
     diagnose = world == 1  # autograd.grad beside DDP's reducer is unsupported; multi-GPU runs skip the ratio
     crash_at = int(os.environ.get(CRASH_ENV, "0") or 0)
-    order: list[int] = []
-    order_epoch = -1
+    previous_micro = start_micro - 1  # the micro-batch the last optimizer step ended on
+    micros = range(start_micro, total_micro)
 
-    for micro in range(start_micro, total_micro):
-        epoch, index = divmod(micro, micro_per_epoch)
-        if epoch != order_epoch:
-            order, order_epoch = _epoch_order(len(examples), seed, epoch), epoch
-        ids = order[index * cfg.batch_size : (index + 1) * cfg.batch_size][rank::world]
+    for micro, micro_batch in zip(micros, iterate(batches, micros, cfg.num_workers), strict=True):
         unwrapped = accelerator.unwrap_model(student)
-        batch = unwrapped.collate([examples[i] for i in ids], visual, train=True).to(accelerator.device)
+        batch = micro_batch.to(accelerator.device).augmented(mean, std)
         with accelerator.accumulate(student), accelerator.autocast():
             result = distill_step(unwrapped if world == 1 else student, teacher, batch, terms, plan)
             logging_step = accelerator.sync_gradients and (step + 1) % cfg.log_every == 0
@@ -248,6 +263,12 @@ def train(
             if on_log is not None:
                 on_log(step, parts)
         bar.update(1, loss=parts["loss"])
+        due = evaluation_due(step, micro, previous_micro, micro_per_epoch, total_steps, cfg.eval_every)
+        previous_micro = micro
+        if selection is not None and due:
+            if accelerator.is_main_process:
+                _select(selection, unwrapped, validate, step, accelerator, desc, metric)
+            accelerator.wait_for_everyone()
         if step % cfg.checkpoint_every == 0 and step < total_steps:
             if accelerator.is_main_process:
                 ckpt.save_state(
@@ -262,6 +283,7 @@ def train(
                         "step": step,
                         "early_alignment": early,
                         "weights": weights,
+                        "selection": selection.state() if selection is not None else None,
                     },
                 )
                 last_checkpoint = step
@@ -271,6 +293,12 @@ def train(
     bar.close()
     if live is not None:
         live.end()
+    summary = None
+    if selection is not None and accelerator.is_main_process:
+        if selection.best_step != step and selection.weights is not None:  # end with the best validated weights
+            accelerator.unwrap_model(student).load_state_dict(selection.weights)
+        log.info("%s: kept the weights of step %d (%s %.4g)", desc, selection.best_step, metric, selection.best_score)
+        summary = selection.summary(metric, cfg.eval_every)
     alignment = {f"early/{k}": v for k, v in early.items()} | {f"late/{k}": v for k, v in late.items()}
     return TrainResult(
         steps=step,
@@ -279,4 +307,27 @@ def train(
         last_parts=last_parts,
         alignment=alignment,
         weights=weights,
+        selection=summary,
     )
+
+
+def _select(
+    selection: Selection,
+    model: DistillModel,
+    validate: Callable[[DistillModel], float],
+    step: int,
+    accelerator: Accelerator,
+    desc: str,
+    metric: str,
+) -> None:
+    """Score the model on validation data and record it; the training RNG state and mode are left as they were."""
+    saved = rng_state()
+    model.eval()
+    try:
+        with torch.no_grad(), accelerator.autocast():
+            score = float(validate(model))
+    finally:
+        model.train()
+        set_rng_state(saved)
+    best = selection.update(step, score, model)
+    log.info("%s: step %d validation %s %.4g%s", desc, step, metric, score, " (best so far)" if best else "")

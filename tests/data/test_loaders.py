@@ -45,7 +45,8 @@ def write_vqa(root: Path) -> None:
 def test_dispatch_to_each_task(tmp_path):
     write_vqa(tmp_path / "vqa")
     ex = load_examples("vqa", tmp_path / "vqa", "test", train=False)
-    assert ex == [Example("70", "7", "What shape is in the image?", "circle", ["circle"] * 10, 1.0, "other")]
+    answers = (("circle", 1.0),)  # the candidates of VL-T5's sampled targets
+    assert ex == [Example("70", "7", "What shape is in the image?", "circle", ["circle"] * 10, 1.0, "other", answers)]
     cap = {"images": [{"filename": "7.png", "split": "test", "sentences": [{"raw": "a circle", "sentid": 3}]}]}
     (tmp_path / "cap").mkdir()
     (tmp_path / "cap" / "dataset_coco.json").write_text(json.dumps(cap))

@@ -44,10 +44,19 @@ def test_measure_latency_runs_warmup_plus_repeats_in_eval_inference_mode():
     assert model.calls == {"forward": 5, "generate": 0}
     assert model.grad_enabled == [False] * 5 and model.training_seen == [False] * 5
     assert model.training  # restored
-    assert set(out) == {"latency_s_per_sample", "throughput_samples_per_s"}
+    assert set(out) == {"latency_s_per_sample", "throughput_samples_per_s", "device"}
+    assert out["device"] == "cpu"  # where the batch lives
     assert out["latency_s_per_sample"] > 0
     assert out["throughput_samples_per_s"] == pytest.approx(1.0 / out["latency_s_per_sample"])
     measure_latency(model, batch, repeats=1, warmup=0, generate=True)
     assert model.calls["generate"] == 1
     with pytest.raises(ValueError, match="repeats must be >= 1"):
         measure_latency(model, batch, repeats=0)
+
+
+def test_device_name_names_the_gpu_model(monkeypatch):
+    from amad.models.cost import device_name
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: f"Fake GPU {index}")
+    assert device_name(torch.device("cuda", 1)) == "cuda:1 (Fake GPU 1)"
+    assert device_name("cpu") == "cpu"

@@ -61,7 +61,8 @@ def test_paper_sizes():
     assert (small["d_model"], small["num_layers"], small["num_heads"], small["d_ff"]) == (512, 6, 8, 2048)
     blip = resolve_size("blip-base")
     assert blip["vision"] == dict(zip(BLIP_VISION_KEYS, (768, 12, 12, 3072, 384, 16)))
-    assert blip["text"]["num_attention_heads"] == 12 and blip["label_smoothing"] == 0.1
+    assert blip["text"]["num_attention_heads"] == 12 and blip["prompt"] == "a picture of "
+    assert "label_smoothing" not in blip  # a training setting (TrainConfig.label_smoothing), not a size key
 
 
 def test_unknown_name_lists_near_matches():

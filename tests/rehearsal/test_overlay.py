@@ -64,7 +64,7 @@ def test_rehearsal_params_validate_and_keep_the_size_extras(tmp_path):
     validate_all(params)
     assert params["preset"] == "rehearsal" and params["data"]["scale"] == "paper"
     caption = params["teacher"]["setups"]["blip-caption"]["size"]
-    assert caption["prompt"] == "a picture of " and caption["label_smoothing"] == 0.1  # kept from blip-base
+    assert caption["prompt"] == "a picture of " and caption["dropout"] == 0.1  # kept from blip-base
     assert target.read_text().startswith("# amad pipeline parameters (rehearsal preset)")
 
 

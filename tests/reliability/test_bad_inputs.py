@@ -18,11 +18,6 @@ from reliability_support import CASES, Workspace
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> Workspace:
-    return Workspace.build(tmp_path_factory.mktemp("reliability"))
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_gives_one_error_line_and_changes_nothing(ws: Workspace, case, capfd) -> None:
     before = ws.snapshot()

@@ -2,7 +2,9 @@
 
 Every question becomes one Example: source = question, references = the human answers (raw strings),
 target = the answer with the highest VQA soft score min(1, count / 3) (ties: the most frequent, then alphabetical),
-target_weight = that score.
+target_weight = that score, answer_scores = the candidates a recipe may sample a training target from: VL-T5's
+Karpathy ``label`` (LXMERT-normalised answers of the 3,129-answer vocabulary with their scores) when the record has
+one, else min(1, count / 3) of every distinct human answer (see ``amad.data.targets``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,30 @@ def select_target(answers: list[str]) -> tuple[str, float]:
     return best, soft_score(counts[best])
 
 
-def _example(qid: object, key: str, question: str, answers: list[str], answer_type: str | None) -> Example:
+def answer_scores(answers: list[str]) -> tuple[tuple[str, float], ...]:
+    """Every distinct human answer (stripped) with its soft score, sorted by answer."""
+    counts = Counter(a.strip() for a in answers)
+    return tuple((a, soft_score(counts[a])) for a in sorted(counts))
+
+
+def _label_scores(label: object, path: Path) -> tuple[tuple[str, float], ...]:
+    """A Karpathy record's ``label`` ({answer: score}) as sorted (answer, score) pairs."""
+    if not isinstance(label, dict) or not all(
+        isinstance(a, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+        for a, v in label.items()
+    ):
+        raise format_error("VL-T5 Karpathy VQA file", path, "VL-T5 karpathy (label: {answer: score >= 0})")
+    return tuple((a, float(label[a])) for a in sorted(label))
+
+
+def _example(
+    qid: object,
+    key: str,
+    question: str,
+    answers: list[str],
+    answer_type: str | None,
+    scores: tuple[tuple[str, float], ...] | None = None,
+) -> Example:
     target, score = select_target(answers)
     return Example(
         uid=str(qid),
@@ -48,6 +73,7 @@ def _example(qid: object, key: str, question: str, answers: list[str], answer_ty
         references=list(answers),
         target_weight=score,
         answer_type=answer_type,
+        answer_scores=answer_scores(answers) if scores is None else scores,
     )
 
 
@@ -107,6 +133,7 @@ def _load_karpathy(root: Path, split: str) -> list[Example]:
         raise format_error("VL-T5 Karpathy VQA file", path, "VL-T5 karpathy (a list of question records)")
     try:
         rows = [(r["question_id"], r["img_id"], r["sent"], r.get("answer_type")) for r in records]
+        labels = [r.get("label") for r in records]
     except (KeyError, TypeError, AttributeError):
         raise format_error("VL-T5 Karpathy VQA file", path, "VL-T5 karpathy (img_id, sent, question_id)") from None
     prefixes = tuple(KARPATHY_ANNOTATIONS)
@@ -118,13 +145,14 @@ def _load_karpathy(root: Path, split: str) -> list[Example]:
     for name in needed:
         annotations.update(_answers_by_qid(root / name, {r[0] for r in rows}))
     examples = []
-    for qid, key, question, answer_type in rows:
+    for (qid, key, question, answer_type), label in zip(rows, labels):
         ann = annotations.get(qid)
         if ann is None:
             files = ", ".join(str(root / n) for n in needed)
             raise DataError(f"question {qid} has no annotations in {files}: use the official annotation files")
         answers = [a["answer"] for a in ann["answers"]]
-        examples.append(_example(qid, key, question, answers, answer_type or ann.get("answer_type")))
+        scores = None if label is None else _label_scores(label, path)
+        examples.append(_example(qid, key, question, answers, answer_type or ann.get("answer_type"), scores))
     return examples
 
 

@@ -97,7 +97,6 @@ def blip_config(task: str, size: Mapping[str, Any], tokenizer: Any) -> BlipConfi
         )
     ids = special_ids(tokenizer, task)
     dropout = float(size["dropout"])
-    smoothing = float(size.get("label_smoothing", 0.0))
     text_config = {
         "vocab_size": len(tokenizer),
         "hidden_size": text["hidden_size"],
@@ -111,16 +110,14 @@ def blip_config(task: str, size: Mapping[str, Any], tokenizer: Any) -> BlipConfi
         "eos_token_id": ids["sep"],
         "sep_token_id": ids["sep"],
         "pad_token_id": ids["pad"],
-        "label_smoothing": smoothing,
         "initializer_range": INIT_STD,
     }
     # vision attention dropout stays 0: BlipAttention returns post-dropout maps, which would corrupt distillation.
     # initializer_range: BlipVisionConfig defaults to 1e-10, which leaves a randomly initialised vision tower at
     # ~0 (uniform attention, zero q/k gradient: issue 12, B2); every BLIP part gets BERT/ViT's standard 0.02.
     vision_config = {key: vision[key] for key in vision} | {"attention_dropout": 0.0, "initializer_range": INIT_STD}
-    return BlipConfig(
-        text_config=text_config, vision_config=vision_config, label_smoothing=smoothing, initializer_range=INIT_STD
-    )
+    # label smoothing stays at transformers' default: the wrapper computes the task loss (DistillModel.label_smoothing)
+    return BlipConfig(text_config=text_config, vision_config=vision_config, initializer_range=INIT_STD)
 
 
 def new_hf_model(task: str, config: BlipConfig) -> nn.Module:
@@ -148,7 +145,6 @@ def size_from_config(config: BlipConfig) -> dict[str, Any]:
             "intermediate_size": t.intermediate_size,
         },
         "dropout": float(t.hidden_dropout_prob),
-        "label_smoothing": float(t.label_smoothing),
     }
 
 

@@ -8,6 +8,10 @@ submodules directly, because transformers' top-level forwards drop the text atte
 Decoder layout: ``prefix`` = [bos] (VQA) or [bos, prompt...] (caption), length P; labels (B, T) hold the target
 tokens + sep (-100 on padding). The decoder reads ``prefix + labels[:, :-1]`` (length P + T - 1) and the logits
 at positions P - 1 .. P + T - 2 predict ``labels``.
+
+VQA examples with several weighted targets (``Example.targets``, BLIP's recipe: every distinct answer, weight
+count / n) collate to R >= B label rows with ``Batch.label_owner`` (R,); the question states are tiled per answer,
+as ``blip_vqa.py`` does, and the loss sums a question's weighted answers and averages over the B questions.
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ import torch
 from transformers import AutoTokenizer
 
 from amad.errors import CheckpointError, ConfigError
-from amad.models.base import FAMILIES, META_FILE, DistillModel, check_new_tokens, weighted_token_loss
+from amad.models.base import FAMILIES, META_FILE, DistillModel, generation_lengths, weighted_token_loss
 from amad.models.blip import checkpoint as ckpt
 from amad.models.sizes import resolve_size
 from amad.types import AttentionMaps, Batch, Example, ModelOutput
 
-# BLIP's own recipe, used for checkpoints that carry no amad_model.json (the released Salesforce models).
-HUB_DEFAULTS = {"label_smoothing": 0.1, "prompt": "a picture of "}
+# BLIP's own recipe, used for checkpoints that carry no amad_model.json (the released Salesforce models). Label
+# smoothing (BLIP: 0.1) is a training setting: TrainConfig.label_smoothing.
+HUB_DEFAULTS = {"prompt": "a picture of "}
 
 
 def _route_cross_attention_mask(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
@@ -55,7 +60,7 @@ class BlipModel(DistillModel):
 
     Attributes:
         size: the size dict it was built from (saved in amad_model.json).
-        label_smoothing: of the task loss (size key, default 0.0; BLIP's original is 0.1).
+        label_smoothing: of the task loss (0.0; the training loop sets TrainConfig.label_smoothing, BLIP's is 0.1).
         prompt: caption prompt masked out of the loss (size key, default "").
         init_report: the load report of ``build(init=...)`` (amad.models.loading.LoadReport as a dict; None for
             random init).
@@ -66,9 +71,9 @@ class BlipModel(DistillModel):
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, task: str, size: dict[str, Any]) -> None:
         super().__init__(model, tokenizer, task)
-        self.label_smoothing = float(size.get("label_smoothing", 0.0))
         self.prompt = str(size.get("prompt", ""))
-        self.size = {**size, "label_smoothing": self.label_smoothing, "prompt": self.prompt}
+        # folders saved before label smoothing became a training setting carry it in their size: ignored
+        self.size = {**{k: v for k, v in size.items() if k != "label_smoothing"}, "prompt": self.prompt}
         self.max_source_length = 32
         self.max_target_length = 10 if task == "vqa" else 20
         self._answer_targets: tuple[tuple[str, ...], torch.Tensor] | None = None  # rank inference's encoded list
@@ -132,7 +137,8 @@ class BlipModel(DistillModel):
     def collate(self, examples: Sequence[Example], visual: Any, train: bool) -> Batch:
         """Pixels from ``visual.get(image_id)`` (3, S, S); question or prompt ids; target ids + sep as labels.
 
-        Labels are built for every batch (validation losses need them); ``train`` changes nothing for BLIP.
+        Labels are built for every batch (validation losses need them) from ``target``; with ``train`` and examples
+        that carry several ``targets`` (VQA), one label row per target, weighted, with ``label_owner``.
         """
         if visual is None:
             raise ConfigError("BLIP needs images: pass an ImageStore as the visual input")
@@ -152,12 +158,20 @@ class BlipModel(DistillModel):
             sources = [list(prompt) for _ in examples]
         input_ids = _pad(sources, self.pad_id)  # (B, L)
         attention_mask = torch.tensor([[i < len(s) for i in range(input_ids.shape[1])] for s in sources])  # (B, L)
-        labels = _pad([[*self._ids(ex.target, self.max_target_length - 1), self.sep_id] for ex in examples], -100)
+        several = train and any(ex.targets for ex in examples)
+        if several and self.task != "vqa":
+            raise ConfigError("several targets per example are BLIP's VQA recipe: captions train one per example")
+        rows: list[tuple[int, str, float]] = []  # (example row, target text, weight) per label row
+        for i, ex in enumerate(examples):
+            targets = ex.targets if several and ex.targets else ((ex.target, ex.target_weight),)
+            rows += [(i, text, float(weight)) for text, weight in targets]
+        labels = _pad([[*self._ids(text, self.max_target_length - 1), self.sep_id] for _, text, _ in rows], -100)
         return Batch(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            labels=labels,  # (B, T)
-            label_weights=torch.tensor([float(ex.target_weight) for ex in examples]),  # (B,)
+            labels=labels,  # (R, T); R = B unless several targets
+            label_weights=torch.tensor([weight for _, _, weight in rows]),  # (R,)
+            label_owner=torch.tensor([i for i, _, _ in rows]) if several else None,  # (R,)
             pixel_values=torch.stack(pixels),  # (B, 3, S, S)
             uids=[ex.uid for ex in examples],
             references=[list(ex.references) for ex in examples],
@@ -165,10 +179,11 @@ class BlipModel(DistillModel):
         )
 
     # ---- model --------------------------------------------------------------------------------------------------
-    def _prefix(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoder prefix ids and mask, (B, P): [bos] for VQA, [bos, prompt...] for captions."""
+    def _prefix(self, batch: Batch, rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder prefix ids and mask, (B, P): [bos] for VQA ((rows, 1) when given), [bos, prompt...] for captions."""
         if self.task == "vqa":
-            ids = torch.full((len(batch), 1), self.bos_id, dtype=torch.long, device=batch.input_ids.device)
+            n = len(batch) if rows is None else rows
+            ids = torch.full((n, 1), self.bos_id, dtype=torch.long, device=batch.input_ids.device)
             return ids, torch.ones_like(ids, dtype=torch.bool)
         return batch.input_ids, batch.attention_mask.bool()
 
@@ -190,13 +205,14 @@ class BlipModel(DistillModel):
         """Teacher-forced logits (B, T, V) aligned with ``batch.labels``, weighted CE loss, requested maps."""
         if batch.labels is None:
             raise ConfigError("BLIP forward needs batch.labels: collate examples that have targets")
-        labels = batch.labels  # (B, T)
-        target_mask = labels != -100  # (B, T)
-        prefix_ids, prefix_mask = self._prefix(batch)  # (B, P)
-        inputs = labels[:, :-1].masked_fill(~target_mask[:, :-1], self.pad_id)  # (B, T-1)
-        dec_ids = torch.cat([prefix_ids, inputs], 1)  # (B, P+T-1)
-        dec_keys = torch.cat([prefix_mask, target_mask[:, :-1]], 1)  # (B, P+T-1) real tokens
-        dec_queries = torch.cat([prefix_mask, target_mask[:, 1:]], 1)  # (B, P+T-1) positions that predict one
+        labels = batch.labels  # (R, T); R = B unless several targets per example
+        owner = batch.label_owner  # (R,) or None
+        target_mask = labels != -100  # (R, T)
+        prefix_ids, prefix_mask = self._prefix(batch, labels.shape[0])  # (R, P)
+        inputs = labels[:, :-1].masked_fill(~target_mask[:, :-1], self.pad_id)  # (R, T-1)
+        dec_ids = torch.cat([prefix_ids, inputs], 1)  # (R, P+T-1)
+        dec_keys = torch.cat([prefix_mask, target_mask[:, :-1]], 1)  # (R, P+T-1) real tokens
+        dec_queries = torch.cat([prefix_mask, target_mask[:, 1:]], 1)  # (R, P+T-1) positions that predict one
         if capture is None:
             context = contextlib.nullcontext(None)
         else:
@@ -204,16 +220,19 @@ class BlipModel(DistillModel):
 
             context = capture_attention(self.model, capture)
         with context as maps:
-            states, states_mask = self._context(batch)
+            states, states_mask = self._context(batch)  # (B, K, D), (B, K)
+            if owner is not None:  # one copy of the question states per answer, as blip_vqa.py tiles them
+                states, states_mask = states[owner], states_mask[owner]  # (R, K, D), (R, K)
             scores = self.model.text_decoder(
                 input_ids=dec_ids,
                 attention_mask=dec_keys.long(),
                 encoder_hidden_states=states,
                 encoder_attention_mask=states_mask.long(),
                 use_cache=False,
-            ).logits  # (B, P+T-1, V)
-        logits = scores[:, prefix_ids.shape[1] - 1 :]  # (B, T, V)
-        loss = weighted_token_loss(logits, labels, batch.label_weights, self.label_smoothing)
+            ).logits  # (R, P+T-1, V)
+        logits = scores[:, prefix_ids.shape[1] - 1 :]  # (R, T, V)
+        examples = None if owner is None else len(batch)  # several answers: sum per question, mean over questions
+        loss = weighted_token_loss(logits, labels, batch.label_weights, self.label_smoothing, examples)
         maps = maps if maps is not None else AttentionMaps()
         if capture is not None:
             self._fill_masks(maps, capture, batch, dec_queries, dec_keys)
@@ -229,11 +248,12 @@ class BlipModel(DistillModel):
         """
         question = batch.attention_mask.bool()  # (B, L)
         if self.task == "vqa":
+            owner = batch.label_owner
             masks = {
                 "text_self": (question, question),
                 "text_cross": (question, None),  # keys: image positions
-                "answer_self": (dec_q, dec_k),
-                "answer_cross": (dec_q, question),
+                "answer_self": (dec_q, dec_k),  # (R, T') each
+                "answer_cross": (dec_q, question if owner is None else question[owner]),  # keys: (R, L)
             }
         else:
             masks = {"text_self": (dec_q, dec_k), "text_cross": (dec_q, None)}  # vision_self: no mask at all
@@ -245,8 +265,20 @@ class BlipModel(DistillModel):
                 maps.key_mask[kind] = key
 
     @torch.no_grad()
-    def generate(self, batch: Batch, num_beams: int = 1, max_new_tokens: int | None = None) -> list[str]:
-        """Greedy (num_beams=1) or beam-search answers/captions, one string per example (prompt removed)."""
+    def generate(
+        self,
+        batch: Batch,
+        num_beams: int = 1,
+        max_new_tokens: int | None = None,
+        *,
+        min_length: int | None = None,
+        max_length: int | None = None,
+    ) -> list[str]:
+        """Greedy (num_beams=1) or beam-search answers/captions, one string per example (prompt removed).
+
+        ``max_length`` / ``min_length`` count the decoder prefix ([DEC] + prompt), as BLIP's caption_coco.yaml
+        (max_length 20, min_length 5 with the 4-token "a picture of " prefix).
+        """
         states, states_mask = self._context(batch)
         prefix_ids, prefix_mask = self._prefix(batch)
         out = self.model.text_decoder.generate(
@@ -257,7 +289,7 @@ class BlipModel(DistillModel):
             eos_token_id=self.sep_id,
             pad_token_id=self.pad_id,
             num_beams=num_beams,
-            max_new_tokens=self.max_target_length if max_new_tokens is None else check_new_tokens(max_new_tokens),
+            **generation_lengths(self.max_target_length, max_new_tokens, min_length, max_length),
             do_sample=False,
         )  # (B, P + new)
         new = out[:, prefix_ids.shape[1] :]  # (B, new)
@@ -338,7 +370,7 @@ class BlipModel(DistillModel):
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str) -> None:
         """Write weights + config, tokenizer and amad_model.json {family, task, size} (written last)."""
-        size = dict(self.size, label_smoothing=self.label_smoothing, prompt=self.prompt)
+        size = dict(self.size, prompt=self.prompt)
         self._save_folder(directory, {"family": self.family, "task": self.task, "size": size})
 
     @classmethod

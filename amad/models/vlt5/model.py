@@ -20,7 +20,14 @@ from transformers import AutoTokenizer
 
 from amad.capture import capture_attention
 from amad.errors import CheckpointError, ConfigError, DataError
-from amad.models.base import FAMILIES, META_FILE, DistillModel, check_compatible, check_new_tokens, weighted_token_loss
+from amad.models.base import (
+    FAMILIES,
+    META_FILE,
+    DistillModel,
+    check_compatible,
+    generation_lengths,
+    weighted_token_loss,
+)
 from amad.models.sizes import resolve_size
 from amad.models.vlt5.checkpoint import copy_teacher_layers, load_hf_t5, load_vlt5_epoch30, teacher_layer_pairs
 from amad.models.vlt5.encoder import VLT5ForConditionalGeneration, joint_mask
@@ -132,6 +139,8 @@ class VLT5Model(DistillModel):
         """
         if not examples:
             raise DataError("cannot collate an empty list of examples")
+        if any(ex.targets for ex in examples):
+            raise ConfigError("VL-T5 trains on one target per example: set vqa_targets to top, sample or recipe")
         pad = self.tokenizer.pad_token_id
         sources = self._encode([source_text(self.task, ex.source) for ex in examples], self.max_source_length)
         input_ids = _pad(sources, pad)  # (B, L)
@@ -200,7 +209,7 @@ class VLT5Model(DistillModel):
         with context as maps:
             logits = self.model(**self._inputs(batch), decoder_input_ids=decoder_input_ids, use_cache=False).logits
         target_mask = labels != -100  # (B, T)
-        loss = weighted_token_loss(logits, labels, batch.label_weights)
+        loss = weighted_token_loss(logits, labels, batch.label_weights, self.label_smoothing)
         maps = maps if maps is not None else AttentionMaps()
         if capture is not None:
             self._fill_masks(maps, capture, batch, target_mask)
@@ -220,12 +229,23 @@ class VLT5Model(DistillModel):
                 maps.query_mask[kind], maps.key_mask[kind] = masks[kind]
 
     @torch.no_grad()
-    def generate(self, batch: Batch, num_beams: int = 1, max_new_tokens: int | None = None) -> list[str]:
-        """Greedy (num_beams=1) or beam-search outputs, one string per example (special tokens skipped)."""
+    def generate(
+        self,
+        batch: Batch,
+        num_beams: int = 1,
+        max_new_tokens: int | None = None,
+        *,
+        min_length: int | None = None,
+        max_length: int | None = None,
+    ) -> list[str]:
+        """Greedy (num_beams=1) or beam-search outputs, one string per example (special tokens skipped).
+
+        ``max_length`` / ``min_length`` count the decoder start token, as VL-T5's ``gen_max_length`` does.
+        """
         out = self.model.generate(
             **self._inputs(batch),
             num_beams=num_beams,
-            max_new_tokens=self.max_target_length if max_new_tokens is None else check_new_tokens(max_new_tokens),
+            **generation_lengths(self.max_target_length, max_new_tokens, min_length, max_length),
             do_sample=False,
         )  # (B, 1 + new)
         return [s.strip() for s in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
