@@ -1,19 +1,25 @@
-"""The code each DVC stage runs, for exact ``deps`` in dvc.yaml (issue 14 §2).
+"""The code each DVC stage runs, for exact dependencies in dvc.yaml (issue 14 §2).
 
 A stage runs its script and every project module the script can import, at module level or inside a function
 (lazy imports are followed too, so an inference function imported only when a VQA model is scored still counts).
-:func:`stage_code` walks that closure statically with ``ast``, adds the package data files that modules read
-(``DATA_FILES``), and lists a folder instead of its files when the stage uses all of it.
+:func:`stage_code` walks that closure statically with ``ast`` and adds the package data files that modules read
+(``DATA_FILES``).
 
-    python -m amad_suite.stage_deps            # the code deps of every stage script
-    python -m amad_suite.stage_deps --check    # exit 1 when dvc.yaml's code deps differ (tests run the same check)
-    python -m amad_suite.stage_deps --write    # rewrite the code entries of dvc.yaml's deps lists in place
+dvc.yaml's ``code`` stage writes one checksum list per stage script, ``results/code/<script>.sha256`` (the format of
+``sha256sum``: ``<hash>  <path>`` per file of the closure), and every other stage depends on its script's list
+instead of on each source path. A stage reruns exactly when a file it runs changed, as with per-file deps, while
+dvc.lock, which DVC parses and rewrites after every stage, stays a few hundred lines instead of ten thousand.
+
+    python -m amad_suite.stage_deps                        # the code each stage script runs
+    python -m amad_suite.stage_deps --digest results/code  # write the checksum lists (the code stage)
+    python -m amad_suite.stage_deps --check                # exit 1 when dvc.yaml's stages do not use their lists
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import sys
 from pathlib import Path
 
@@ -98,68 +104,92 @@ def stage_code(script: str | Path, root: Path = ROOT) -> list[str]:
     return compress(files, root)
 
 
+DIGEST_DIR = "results/code"
+
+
+def digest_path(script: str | Path) -> str:
+    """The checksum list a stage running ``script`` depends on."""
+    return f"{DIGEST_DIR}/{Path(script).stem}.sha256"
+
+
+def stage_files(script: str | Path, root: Path = ROOT) -> list[Path]:
+    """Every file the stage running ``script`` executes or reads as code, sorted."""
+    files: set[Path] = set()
+    for rel in stage_code(script, root):
+        path = root / rel
+        files |= _all_files(path) if path.is_dir() else {path}
+    return sorted(files)
+
+
+def digest_text(script: str | Path, root: Path = ROOT) -> str:
+    """``sha256sum`` output for the stage's files (relative paths): verifiable with ``sha256sum -c``."""
+    lines = []
+    for path in stage_files(script, root):
+        lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(root).as_posix()}\n")
+    return "".join(lines)
+
+
+def write_digests(out_dir: str | Path, root: Path = ROOT) -> list[Path]:
+    """Write ``<out_dir>/<script>.sha256`` for every stage script; returns the files written."""
+    from amad.atomic import write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for script in sorted((root / "stages").glob("*.py")):
+        written.append(write_text(out / f"{script.stem}.sha256", digest_text(script.relative_to(root), root)))
+    return written
+
+
 def dvc_code_deps(dvc_yaml: Path = ROOT / "dvc.yaml") -> dict[str, tuple[str, list[str]]]:
-    """stage name -> (its script, the code entries of its deps), for every stage of dvc.yaml."""
+    """stage name -> (its script, its deps that are code or code digests), for every stage that runs a script."""
     stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
     out = {}
     for name, stage in stages.items():
         body = stage.get("do", stage)
-        script = next(w for w in body["cmd"].split() if w.startswith("stages/"))
-        code = [d for d in body.get("deps", []) if isinstance(d, str) and d.startswith(CODE_PREFIXES)]
+        script = next((w for w in body["cmd"].split() if w.startswith("stages/")), None)
+        if script is None:
+            continue
+        code = [
+            d
+            for d in body.get("deps", [])
+            if isinstance(d, str) and (d.startswith(CODE_PREFIXES) or d.startswith(DIGEST_DIR))
+        ]
         out[name] = (script, code)
     return out
 
 
 def check(dvc_yaml: Path = ROOT / "dvc.yaml") -> list[str]:
-    """One line per stage whose code deps differ from what its script runs (empty when all agree)."""
+    """One line per problem: a stage that does not depend on exactly its script's checksum list, or a code stage
+    that does not write the lists from all the code."""
     problems = []
     for name, (script, code) in dvc_code_deps(dvc_yaml).items():
-        want = stage_code(script)
-        if sorted(code) != want:
-            missing, extra = sorted(set(want) - set(code)), sorted(set(code) - set(want))
-            problems.append(f"{name}: missing {missing}, not run {extra}")
+        if code != [digest_path(script)]:
+            problems.append(f"{name}: its code deps must be [{digest_path(script)}] alone, got {code}")
+    stage = yaml.safe_load(dvc_yaml.read_text())["stages"].get("code")
+    if stage is None:
+        problems.append("no code stage: add one that runs python -m amad_suite.stage_deps --digest results/code")
+    else:
+        if f"--digest {DIGEST_DIR}" not in stage["cmd"]:
+            problems.append(f"the code stage must run python -m amad_suite.stage_deps --digest {DIGEST_DIR}")
+        if sorted(stage.get("deps", [])) != sorted([*PACKAGES, "stages"]):
+            problems.append(f"the code stage must depend on {', '.join([*PACKAGES, 'stages'])}")
     return problems
-
-
-def write(dvc_yaml: Path = ROOT / "dvc.yaml") -> int:
-    """Rewrite, in place, the code entries of every literal ``deps:`` list with what its stage's script runs
-    (comments, anchors and the other entries stay as they are); returns the number of lists rewritten.
-
-    A list belongs to the script named by the closest ``stages/<name>.py`` above it (each stage's command comes
-    before its deps)."""
-    lines = dvc_yaml.read_text().splitlines(keepends=True)
-    out, script, rewritten, i = [], None, 0, 0
-    while i < len(lines):
-        line = lines[i]
-        out.append(line)
-        found = [w for w in line.replace("*", " ").split() if w.startswith("stages/") and w.endswith(".py")]
-        script = found[0] if found else script
-        i += 1
-        if line.strip() == "deps:" or line.strip().startswith("deps: &"):
-            start = i
-            while (
-                i < len(lines) and lines[i].strip().startswith("- ") and lines[i].strip()[2:].startswith(CODE_PREFIXES)
-            ):
-                i += 1
-            if i > start and script is not None:
-                pad = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
-                out.extend(f"{pad}- {dep}\n" for dep in stage_code(script))
-                rewritten += 1
-    dvc_yaml.write_text("".join(out))
-    return rewritten
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with dvc.yaml")
-    parser.add_argument("--write", action="store_true", help="rewrite dvc.yaml's code deps")
+    parser.add_argument("--check", action="store_true", help="check dvc.yaml's code deps")
+    parser.add_argument("--digest", metavar="DIR", help="write one checksum list per stage script into DIR")
     args = parser.parse_args()
-    if args.write:
-        print(f"rewrote {write()} deps lists of dvc.yaml")
+    if args.digest:
+        root = Path.cwd()  # the DVC repository the code stage runs in
+        for path in write_digests(args.digest, root):
+            print(f"{path}: {len(path.read_text().splitlines())} files")
         return
     if args.check:
         problems = check()
-        print("\n".join(problems) or "dvc.yaml code deps match what every stage runs")
+        print("\n".join(problems) or "every stage depends on its script's checksum list")
         sys.exit(1 if problems else 0)
     for script in sorted((ROOT / "stages").glob("*.py")):
         print(f"{script.relative_to(ROOT)}:")

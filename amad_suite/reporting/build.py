@@ -18,7 +18,7 @@ from amad_suite.reporting.claims import (
     qualification_table,
     qualify_all,
 )
-from amad_suite.reporting.collect import load_eval_runs, load_history, load_npz, reference_runs
+from amad_suite.reporting.collect import load_eval_runs, load_history, load_npz, reference_runs, teacher_leaks
 from amad_suite.reporting.published import Published, load_published
 from amad_suite.reporting.render import to_csv, to_latex, to_markdown
 from amad_suite.reporting.schema import AMAD_METHODS, METHOD_ORDER, REFERENCE, family_label, method_label
@@ -75,7 +75,8 @@ def build_report(
         written[rel] = write_text(out_dir / rel, text)
 
     table_md: list[tuple[str, str]] = []
-    tables = [task_table(groups, t, published, baseline_method) for t in tasks_of(groups)]
+    leaks = teacher_leaks(results_dir, sorted({(g.family, g.task) for g in groups}))
+    tables = [task_table(groups, t, published, baseline_method, leaks) for t in tasks_of(groups)]
     for table in [*tables, cost_table(groups)]:
         md = to_markdown(table)
         emit(f"tables/{table.name}.md", md)

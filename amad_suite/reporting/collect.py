@@ -59,6 +59,22 @@ def load_eval_runs(results_dir: Path) -> list[EvalRecord]:
     return runs
 
 
+def teacher_leaks(results_dir: Path, setups: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(family, task) -> why its teacher's starting checkpoint saw test images (``load_report.saw_test_split`` of
+    ``teachers/<family>-<task>/run_info.json``), for the setups where it did. A missing or unreadable run_info is
+    no leak: the table cannot mark what was never recorded."""
+    out = {}
+    for family, task in setups:
+        path = Path(results_dir) / "teachers" / f"{family}-{task}" / "run_info.json"
+        try:
+            reason = json.loads(path.read_text(encoding="utf-8")).get("load_report", {}).get("saw_test_split")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if reason:
+            out[(family, task)] = str(reason)
+    return out
+
+
 def load_history(dvclive_dir: Path) -> dict[str, pd.Series]:
     """Read DVCLive step histories under ``<dvclive_dir>/plots/metrics``.
 

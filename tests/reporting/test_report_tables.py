@@ -153,5 +153,26 @@ def test_cost_table_dedups_students_and_computes_speedup(report):
     assert student["speedup_vs_teacher"] == pytest.approx(4.0 / 2.05)
     assert vqa.iloc[0]["speedup_vs_teacher"] == pytest.approx(1.0)
     md_rows = _md_rows((reports / "tables" / "cost.md").read_text())
-    assert md_rows[1][5:] == ["5.00", "2.05", "500.0", "1.95×"]
+    assert md_rows[1][5:9] == ["5.00", "2.05", "500.0", "1.95×"]
     assert len(frame) == 8  # 4 (family, task) pairs x (teacher + one student size)
+
+
+def test_a_teacher_that_saw_test_images_marks_its_setups_rows(tmp_path):
+    import json
+
+    from amad_suite.reporting.collect import teacher_leaks
+
+    results = make_results(tmp_path, pairs=(("vlt5", "vqa"), ("blip", "vqa")))
+    info = results / "teachers" / "blip-vqa" / "run_info.json"
+    info.write_text(json.dumps({"load_report": {"saw_test_split": "Salesforce/blip-vqa-base trained on VQA val"}}))
+    (results / "teachers" / "vlt5-vqa" / "run_info.json").write_text(json.dumps({"load_report": {}}))
+    leaks = teacher_leaks(results, [("vlt5", "vqa"), ("blip", "vqa")])
+    assert leaks == {("blip", "vqa"): "Salesforce/blip-vqa-base trained on VQA val"}
+    table = task_table(group_runs(load_eval_runs(results)), "vqa", {}, leaks=leaks)
+    families = {r[0] for r in table.rows}
+    assert families == {"VL-T5", "BLIP †"} and "† BLIP's teacher saw test images: Salesforce" in table.caption
+    flagged = table.frame.loc[table.frame["family"] == "blip", "teacher_saw_test_split"]
+    assert (
+        flagged.notna().all()
+        and table.frame.loc[table.frame["family"] == "vlt5", "teacher_saw_test_split"].isna().all()
+    )
