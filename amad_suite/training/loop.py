@@ -51,6 +51,22 @@ from amad_suite.training import checkpoint as ckpt
 from amad_suite.training.selection import Selection, evaluation_due
 
 log = logging.getLogger(__name__)
+
+
+def _end_live(live: Live) -> None:
+    """``live.end()``, tolerating a race between seeds trained at once (compute.workers).
+
+    Inside `dvc repro`, DVCLive's last act in ``end()`` removes the VS Code signal file
+    ``.dvc/tmp/exps/run/DVCLIVE_STEP_COMPLETED`` after checking that it exists; a second process can remove it
+    between the check and the removal. Everything ``end()`` saves is written before that step.
+    """
+    try:
+        live.end()
+    except FileNotFoundError as err:
+        if "DVCLIVE_STEP_COMPLETED" not in str(err):
+            raise
+
+
 NO_DECAY = ("bias", "norm", "layer_norm", "layernorm")
 CRASH_ENV = "AMAD_CRASH_AFTER_STEP"  # testing hook: SIGKILL the process right after checkpointing this step
 
@@ -292,7 +308,7 @@ def train(
                 os.kill(os.getpid(), signal.SIGKILL)
     bar.close()
     if live is not None:
-        live.end()
+        _end_live(live)
     summary = None
     if selection is not None and accelerator.is_main_process:
         if selection.best_step != step and selection.weights is not None:  # end with the best validated weights

@@ -1,2 +1,0 @@
-"""Getting the paper-scale files: the manifest, resumable and verified downloads, Google Drive confirm pages, local
-mirrors, and unpacking."""
