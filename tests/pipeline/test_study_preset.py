@@ -18,7 +18,7 @@ def test_study_changes_only_what_it_varies():
     study, _ = compose("study")
     mini, _ = compose("mini")
     changed = set(_diff(study, mini))
-    allowed = ("preset", "suite.", "student.setups.", "report.claims.amad")
+    allowed = ("preset", "compute.workers", "suite.", "student.setups.", "report.claims.amad")
     assert changed and all(key.startswith(allowed) for key in changed), sorted(changed)
     assert study["data"] == mini["data"] and study["teacher"] == mini["teacher"] and study["distill"] == mini["distill"]
 
