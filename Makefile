@@ -36,15 +36,17 @@ smoke: setup
 
 # The head-ratio study (issue 15 §5): students at the teacher's size with 8, 4 and 2 heads, seven methods, three
 # seeds. It runs in a git worktree beside this checkout (STUDY_DIR, so relative data paths resolve the same and this
-# checkout's mini results stay as they are) and copies its report into reports/study/. About 90 minutes on 2 cores.
+# checkout's mini results stay as they are) and copies its report into reports/study/, which the report stage quotes
+# in reports/results.md. About an hour on 2 cores (README, Benchmarks).
 STUDY_DIR ?= ../$(notdir $(CURDIR))-study
 study: export HF_HUB_OFFLINE := 1
 study: setup
 	test -d $(STUDY_DIR) || git worktree add --detach $(STUDY_DIR) HEAD
 	cd $(STUDY_DIR) && export PYTHONPATH=$$PWD && $(abspath $(PY)) -m amad_suite.preset study && dvc repro
-	rm -rf reports/study && mkdir -p reports/study
+	cd reports/study && rm -rf tables figures claims.csv claims.md claims.tex head_ratio.csv results.md summary.json
 	cd $(STUDY_DIR)/reports && cp -r tables figures claims.csv claims.md claims.tex head_ratio.csv results.md \
 		summary.json $(CURDIR)/reports/study/
+	@echo "study report: reports/study/ (dvc repro quotes it in reports/results.md)"
 
 # How amad_sharp's tau was chosen: on the validation split, never on test, for both captioning setups (mini
 # teachers, seeds 0 and 1); the chosen value goes into configs/presets/mini.yaml by hand. About 15 minutes.

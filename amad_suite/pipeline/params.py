@@ -232,6 +232,8 @@ def declared(params: Mapping[str, Any], stage: str, **items: str) -> dict[str, A
             raise ConfigError(f"unknown top-level key {key!r} in params.yaml{did_you_mean(key, TOP_LEVEL)}")
     if "seeds" in items and items["seeds"] not in SEED_LISTS:
         raise ConfigError(f"--seeds-key must be one of {', '.join(SEED_LISTS)}, got {items['seeds']!r}")
+    if "setup" in items:  # likewise the setup: blip-translation is named as impossible, not as a missing key
+        parse_setup(items["setup"])
     if "method" in items:  # the method is the stage's item: an unknown one gets the method list, not "missing key"
         _check_method(items["method"], section(params, "distill.methods"))
     out: dict[str, Any] = {}

@@ -22,7 +22,7 @@ from amad_suite.reporting.collect import load_eval_runs, load_history, load_npz,
 from amad_suite.reporting.published import Published, load_published
 from amad_suite.reporting.render import to_csv, to_latex, to_markdown
 from amad_suite.reporting.schema import AMAD_METHODS, METHOD_ORDER, REFERENCE, family_label, method_label
-from amad_suite.reporting.summary import results_index, summary_metrics
+from amad_suite.reporting.summary import results_index, study_section, summary_metrics
 from amad_suite.reporting.tables import cost_table, task_table
 
 
@@ -105,7 +105,8 @@ def build_report(
     figure_paths = [rel for rel in written if rel.startswith("figures/")]
     emit("summary.json", json.dumps(summary_metrics(groups, runs), indent=2, sort_keys=True) + "\n")
     claims_md = [(t.name, to_markdown(t)) for t in extra[:2]]
-    emit("results.md", results_index(runs, table_md, figure_paths, bool(published), baseline_method, claims_md))
+    study = study_section(out_dir) if scale != "study" else ""  # the study's own report does not quote itself
+    emit("results.md", results_index(runs, table_md, figure_paths, bool(published), baseline_method, claims_md, study))
     return written
 
 

@@ -42,6 +42,7 @@ def results_index(
     published_filled: bool,
     baseline_method: str,
     claims: list[tuple[str, str]] = (),
+    study: str = "",
 ) -> str:
     """The Markdown text of ``reports/results.md``.
 
@@ -53,6 +54,7 @@ def results_index(
         published_filled: whether reports/published.yaml had any value.
         baseline_method: the method deltas are taken against.
         claims: (name, Markdown) of the claims table and the qualification table.
+        study: the Markdown section of the head-ratio study's committed report (:func:`study_section`), or "".
     """
     presets = sorted({r.preset for r in runs})
     shas = sorted({r.git_sha[:12] for r in runs if r.git_sha})
@@ -83,6 +85,8 @@ def results_index(
         ]
         for _, text in claims:
             lines += [text, ""]
+    if study:
+        lines += ["", study.rstrip(), ""]
     lines += ["", "## Tables", ""]
     for md, text in tables:
         stem = Path(md).with_suffix("")
@@ -92,3 +96,29 @@ def results_index(
         name = Path(fig).stem
         lines += [f"### {name}", "", f"![{name}]({fig})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+STUDY_FOLDER = "study"
+
+
+def study_section(out_dir: Path) -> str:
+    """The "Head-ratio study" section of ``results.md``: the claims and qualification tables that `make study` copied
+    into ``<out_dir>/study/``, with links to its full report; "" when no study report is there."""
+    folder = Path(out_dir) / STUDY_FOLDER
+    claims = folder / "claims.md"
+    if not claims.is_file():
+        return ""
+    lines = [
+        "## Head-ratio study",
+        "",
+        "From `make study` (the study preset: students at the teacher's size with 8, 4 and 2 heads, three paired "
+        "seeds), copied into this folder; its own report is [study/results.md](study/results.md), with "
+        "[study/head_ratio.csv](study/head_ratio.csv) and the figure [study/figures/head_ratio.png]"
+        "(study/figures/head_ratio.png).",
+        "",
+        claims.read_text().strip(),
+    ]
+    qualification = folder / "tables" / "qualification.md"
+    if qualification.is_file():
+        lines += ["", qualification.read_text().strip()]
+    return "\n".join(lines) + "\n"
