@@ -91,9 +91,12 @@ class AttentionMaps:
     query_mask[kind]: (B, Q) bool and key_mask[kind]: (B, K) bool, True = valid position. Absent means every
     position is valid (the capture backend leaves them empty; the model wrapper fills in the ones that mask
     something, e.g. padded text, and leaves out never-padded image patches).
+    values[(kind, layer)]: (B, H, K, D) detached per-head value-output circuits V_i W_O^i, recorded only when the
+    capture spec asks for them (``CaptureSpec(values=True)``); the layer outputs Σ_i probs[:, i] @ values[:, i].
     """
 
     probs: dict[MapKey, torch.Tensor] = field(default_factory=dict)
+    values: dict[MapKey, torch.Tensor] = field(default_factory=dict)
     query_mask: dict[str, torch.Tensor] = field(default_factory=dict)
     key_mask: dict[str, torch.Tensor] = field(default_factory=dict)
 

@@ -79,7 +79,8 @@ def capture_attention(
     ``maps.probs[(kind, layer)]`` is the (B, H, Q, K) pre-dropout softmax output, still attached to the autograd
     graph (so student losses reach the parameters; a teacher under ``torch.no_grad()`` records plain tensors).
     If a layer runs several times inside the block (``generate``, or several forward calls), the last call wins.
-    ``maps.query_mask`` / ``maps.key_mask`` are left empty: the model wrapper fills them from its batch.
+    ``maps.query_mask`` / ``maps.key_mask`` are left empty: the model wrapper fills them from its batch. With
+    ``spec.values``, ``maps.values[(kind, layer)]`` holds the layer's (B, H, K, D) per-head value-output circuits.
 
     Args:
         model: a transformers T5 (``T5ForConditionalGeneration`` or a subclass, also one that calls its encoder
@@ -108,7 +109,10 @@ def capture_attention(
     def record(kind: str, layer: int, probs: torch.Tensor) -> None:
         maps.probs[(kind, layer)] = probs  # (B, H, Q, K); a later call of the same layer replaces it
 
-    restore = backend.attach(selected, record)
+    def record_values(kind: str, layer: int, circuits: torch.Tensor) -> None:
+        maps.values[(kind, layer)] = circuits  # (B, H, K, D), detached; a later call replaces it
+
+    restore = backend.attach(selected, record, record_values if spec.values else None)
     try:
         yield maps
     finally:
@@ -125,6 +129,15 @@ def capture_attention(
         if probs.dim() != 4 or probs.shape[1] != heads[kind][1]:
             raise CaptureError(
                 f"captured {kind} layer {layer} has shape {tuple(probs.shape)}, expected (B, {heads[kind][1]}, Q, K)"
+            )
+        circuits = maps.values.get((kind, layer))
+        if spec.values and (
+            circuits is None or tuple(circuits.shape[:3]) != (probs.shape[0], probs.shape[1], probs.shape[3])
+        ):
+            raise CaptureError(
+                f"captured {kind} layer {layer} value circuits do not match its maps {tuple(probs.shape)} (got "
+                f"{None if circuits is None else tuple(circuits.shape)}): the layer ran outside the usual path "
+                "(a key/value cache?); capture values in a plain forward"
             )
     if spec.check_rows if check_rows is None else check_rows:
         check_row_sums(maps.probs)

@@ -19,16 +19,31 @@ from torch import nn
 from transformers.models.blip.modeling_blip import BlipAttention, BlipVisionModel
 from transformers.models.blip.modeling_blip_text import BlipTextModel, BlipTextSelfAttention
 
+from amad.capture.circuits import value_circuits
 from amad.capture.spec import Layout
 from amad.errors import CaptureError
 
 
-def _text_kinds(text_model: BlipTextModel, prefix: str) -> dict[str, list[BlipTextSelfAttention]]:
+def _text_kinds(text_model: BlipTextModel, prefix: str) -> dict[str, list[tuple[nn.Module, nn.Linear]]]:
+    """kind -> per layer (the attention module holding the probabilities, its output projection)."""
     layers = list(text_model.encoder.layer)
-    kinds = {f"{prefix}_self": [layer.attention.self for layer in layers]}
+    kinds = {f"{prefix}_self": [(layer.attention.self, layer.attention.output.dense) for layer in layers]}
     if all(hasattr(layer, "crossattention") for layer in layers):
-        kinds[f"{prefix}_cross"] = [layer.crossattention.self for layer in layers]
+        kinds[f"{prefix}_cross"] = [(layer.crossattention.self, layer.crossattention.output.dense) for layer in layers]
     return kinds
+
+
+def _head_values(module: nn.Module, projected: torch.Tensor) -> torch.Tensor:
+    """The output of the module's value projection -> per-head values (B, H, K, Dh).
+
+    Vision ``BlipAttention``: ``qkv`` output (B, K, 3·E), laid out (3, H, Dh) as its forward reshapes it. Text
+    ``BlipTextSelfAttention``: ``value`` output (B, K, H·Dh).
+    """
+    if isinstance(module, BlipAttention):
+        b, k, _ = projected.shape
+        return projected.reshape(b, k, 3, module.num_heads, -1)[:, :, 2].transpose(1, 2)  # -> (B, H, K, Dh)
+    b, k, _ = projected.shape
+    return projected.view(b, k, module.num_attention_heads, -1).transpose(1, 2)  # (B, K, H·Dh) -> (B, H, K, Dh)
 
 
 class BlipBackend:
@@ -39,8 +54,10 @@ class BlipBackend:
         return isinstance(getattr(model, "vision_model", None), BlipVisionModel)
 
     def __init__(self, model: nn.Module) -> None:
-        self.modules: dict[str, list[nn.Module]] = {
-            "vision_self": [layer.self_attn for layer in model.vision_model.encoder.layers]
+        self.modules: dict[str, list[tuple[nn.Module, nn.Linear]]] = {
+            "vision_self": [
+                (layer.self_attn, layer.self_attn.projection) for layer in model.vision_model.encoder.layers
+            ]
         }
         encoder = getattr(model, "text_encoder", None)
         decoder = getattr(model, "text_decoder", None)
@@ -51,7 +68,7 @@ class BlipBackend:
         elif decoder is not None:
             self.modules.update(_text_kinds(decoder.bert, "text"))
         for kind, mods in self.modules.items():
-            for layer, module in enumerate(mods):
+            for layer, (module, _) in enumerate(mods):
                 if not isinstance(module, (BlipAttention, BlipTextSelfAttention)) or not isinstance(
                     getattr(module, "dropout", None), nn.Dropout
                 ):
@@ -64,12 +81,19 @@ class BlipBackend:
         def heads(module: nn.Module) -> int:
             return module.num_heads if isinstance(module, BlipAttention) else module.num_attention_heads
 
-        return {kind: (len(mods), heads(mods[0])) for kind, mods in self.modules.items()}
+        return {kind: (len(mods), heads(mods[0][0])) for kind, mods in self.modules.items()}
 
     def attach(
-        self, selected: dict[str, tuple[int, ...]], record: Callable[[str, int, torch.Tensor], None]
+        self,
+        selected: dict[str, tuple[int, ...]],
+        record: Callable[[str, int, torch.Tensor], None],
+        record_values: Callable[[str, int, torch.Tensor], None] | None = None,
     ) -> Callable[[], None]:
-        """Hook the dropout of each selected attention module; return the function that removes the hooks."""
+        """Hook the dropout of each selected attention module; return the function that removes the hooks.
+
+        With ``record_values``, also hook its value projection (``qkv`` or ``value``) and pass on the layer's
+        (B, H, K, D) value circuits through its output projection.
+        """
         handles: list[torch.utils.hooks.RemovableHandle] = []
 
         def restore() -> None:
@@ -79,8 +103,12 @@ class BlipBackend:
         try:
             for kind, layers in selected.items():
                 for layer in layers:
-                    dropout = self.modules[kind][layer].dropout
-                    handles.append(dropout.register_forward_pre_hook(_pre_dropout_hook(record, kind, layer)))
+                    module, out = self.modules[kind][layer]
+                    handles.append(module.dropout.register_forward_pre_hook(_pre_dropout_hook(record, kind, layer)))
+                    if record_values is not None:
+                        projection = module.qkv if isinstance(module, BlipAttention) else module.value
+                        hook = _value_hook(record_values, kind, layer, module, out)
+                        handles.append(projection.register_forward_hook(hook))
         except BaseException:
             restore()
             raise
@@ -92,5 +120,14 @@ def _pre_dropout_hook(
 ) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], None]:
     def hook(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         record(kind, layer, args[0])  # (B, H, Q, K) softmax output, before dropout
+
+    return hook
+
+
+def _value_hook(
+    record_values: Callable[[str, int, torch.Tensor], None], kind: str, layer: int, module: nn.Module, out: nn.Linear
+) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
+    def hook(_projection: nn.Module, _args: tuple[torch.Tensor, ...], projected: torch.Tensor) -> None:
+        record_values(kind, layer, value_circuits(_head_values(module, projected), out.weight))  # (B, H, K, D)
 
     return hook

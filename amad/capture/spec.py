@@ -25,10 +25,13 @@ class CaptureSpec:
             ``{"encoder_self": [0, 2], "cross": None}``. Negative indices count from the last layer.
         check_rows: check after each capture that every recorded row sums to 1 (one pass over the maps and one
             device sync). A training loop checks its first step and then turns this off.
+        values: also record each selected layer's per-head value-output circuits X_i = V_i W_O^i (B, H, K, D),
+            detached, in ``maps.values`` (amad.capture.circuits); Squeezing-Heads Distillation needs the teacher's.
     """
 
     layers: Mapping[str, Sequence[int] | None]
     check_rows: bool = True
+    values: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.layers, Mapping) or not self.layers:
@@ -51,6 +54,8 @@ class CaptureSpec:
                 )
             frozen[kind] = tuple(indices)
         object.__setattr__(self, "layers", frozen)
+        if not isinstance(self.values, bool):
+            raise ConfigError(f"CaptureSpec.values must be true or false, got {self.values!r}")
 
     @classmethod
     def all_layers(cls, layout: Mapping[str, tuple[int, int]]) -> CaptureSpec:

@@ -21,6 +21,7 @@ from torch import nn
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.t5.modeling_t5 import T5Attention, T5Block
 
+from amad.capture.circuits import value_circuits
 from amad.capture.spec import Layout
 from amad.errors import CaptureError
 
@@ -78,7 +79,7 @@ def record_attention_forward(
     else:
         scores = scores + attention_mask  # additive (B, 1, Q|1, K), as eager_attention_forward
     probs = nn.functional.softmax(scores, dim=-1)  # (B, H, Q, K)
-    recorder(probs)
+    recorder(probs, value)  # value (B, H, K, Dh), for the value circuits when the spec asks for them
     weights = nn.functional.dropout(probs, p=dropout, training=module.training)
     attn_output = torch.matmul(weights, value)  # (B, H, Q, K) x (B, H, K, Dh) -> (B, H, Q, Dh)
     attn_output = attn_output.transpose(1, 2).contiguous()  # -> (B, Q, H, Dh)
@@ -118,9 +119,15 @@ class T5Backend:
         return {kind: (len(mods), mods[0].n_heads) for kind, mods in self.modules.items()}
 
     def attach(
-        self, selected: dict[str, tuple[int, ...]], record: Callable[[str, int, torch.Tensor], None]
+        self,
+        selected: dict[str, tuple[int, ...]],
+        record: Callable[[str, int, torch.Tensor], None],
+        record_values: Callable[[str, int, torch.Tensor], None] | None = None,
     ) -> Callable[[], None]:
-        """Point the selected attention modules at the recording function; return the function that restores them."""
+        """Point the selected attention modules at the recording function; return the function that restores them.
+
+        ``record_values`` (optional) receives each selected layer's (B, H, K, D) value circuits through ``module.o``.
+        """
         originals: list[tuple[T5Attention, object]] = []
 
         def restore() -> None:
@@ -134,7 +141,8 @@ class T5Backend:
                     recording = copy.copy(module.config)
                     recording._attn_implementation_internal = RECORD_IMPLEMENTATION
                     outer = getattr(module.config, _RECORDER_ATTR, None)  # a nested capture also feeds the outer one
-                    setattr(recording, _RECORDER_ATTR, _bind(record, kind, layer, outer))
+                    values = None if record_values is None else (record_values, module.o)
+                    setattr(recording, _RECORDER_ATTR, _bind(record, kind, layer, outer, values))
                     originals.append((module, module.config))
                     module.config = recording
         except BaseException:
@@ -147,11 +155,15 @@ def _bind(
     record: Callable[[str, int, torch.Tensor], None],
     kind: str,
     layer: int,
-    outer: Callable[[torch.Tensor], None] | None,
-) -> Callable[[torch.Tensor], None]:
-    def recorder(probs: torch.Tensor) -> None:
+    outer: Callable[[torch.Tensor, torch.Tensor], None] | None,
+    values: tuple[Callable[[str, int, torch.Tensor], None], nn.Linear] | None,
+) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    def recorder(probs: torch.Tensor, value: torch.Tensor) -> None:
         record(kind, layer, probs)
+        if values is not None:
+            record_values, out = values
+            record_values(kind, layer, value_circuits(value, out.weight))  # (B, H, K, Dh) -> (B, H, K, D)
         if outer is not None:
-            outer(probs)
+            outer(probs, value)
 
     return recorder

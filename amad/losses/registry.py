@@ -7,6 +7,8 @@ Each registered function carries:
 - ``heads`` (attention losses): whose heads the per-sample value sums over, ``"teacher"`` or ``"student"``;
   ``reduction="per_head"`` divides by that count.
 - ``options``: the keyword options a method may set in params (validated before any model is built).
+- ``takes_values`` (attention losses): it accepts ``teacher_values`` (B, Ht, K, D), the teacher's per-head
+  value-output circuits; the training step then captures them (``CaptureSpec(values=True)``) and passes them.
 
 Every loss returns a scalar. The training step dispatches on ``kind``, never on a loss's name.
 """
@@ -48,6 +50,7 @@ def register(name: str, *, version: int, kind: str, heads: str | None = None) ->
         fn.version = version  # type: ignore[attr-defined]
         fn.kind = kind  # type: ignore[attr-defined]
         fn.heads = heads  # type: ignore[attr-defined]
+        fn.takes_values = "teacher_values" in inspect.signature(fn).parameters  # type: ignore[attr-defined]
         fn.options = tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in TENSOR_ARGS)  # type: ignore[attr-defined]
         LOSSES.add(name, fn)
         return fn

@@ -22,7 +22,9 @@ the arXiv v1 numbering may differ, and the text of its Section 4 could not be re
 What the paper leaves open, and the choice made here (each a keyword option):
 
 - ``teacher_values``: α needs each teacher head's X_i, which a capture of probabilities alone does not give.
-  Without it α = 1/2: when X_p and X_q are unknown and exchangeable, swapping them maps J(α) to J(1 − α), so the
+  The training step captures them (``CaptureSpec(values=True)``, amad.capture.circuits) and passes them; version 2
+  of this loss is the first trained that way (version 1 runs had α = 1/2, the same loss as head_mean_kl).
+  Without them α = 1/2: when X_p and X_q are unknown and exchangeable, swapping them maps J(α) to J(1 − α), so the
   expected J is symmetric about 1/2 and, being a convex quadratic, is smallest there. Pass (B, Ht, K, D) to
   use the closed form. Raw per-head values V_i instead of V_i W_O^i give the same formula, ignoring W_O.
   When ||Δ S|| = 0 every α is optimal (or the maps are equal) and α = 1/2 is used.
@@ -152,7 +154,7 @@ def check_values(values: Tensor | None, teacher: Tensor, key_mask: Tensor | None
     return x
 
 
-@register(NAME, version=1, kind="attention", heads="student")
+@register(NAME, version=2, kind="attention", heads="student")
 def squeezing_heads_kl(
     student: Tensor,
     teacher: Tensor,

@@ -44,8 +44,13 @@ class CapturePlan:
     def teacher_spec(self) -> CaptureSpec | None:
         return _spec([(k, t) for k, _, t in self.pairs], self.check_rows)
 
+    @cached_property
+    def teacher_values_spec(self) -> CaptureSpec | None:
+        """The teacher spec that also records value circuits, for terms that take them (``takes_values``)."""
+        return _spec([(k, t) for k, _, t in self.pairs], self.check_rows, values=True)
 
-def _spec(items: list[tuple[str, int]], check_rows: bool) -> CaptureSpec | None:
+
+def _spec(items: list[tuple[str, int]], check_rows: bool, values: bool = False) -> CaptureSpec | None:
     if not items:
         return None
     layers: dict[str, list[int]] = {}
@@ -53,7 +58,7 @@ def _spec(items: list[tuple[str, int]], check_rows: bool) -> CaptureSpec | None:
         layers.setdefault(kind, [])
         if layer not in layers[kind]:
             layers[kind].append(layer)
-    return CaptureSpec(layers=layers, check_rows=check_rows)
+    return CaptureSpec(layers=layers, check_rows=check_rows, values=values)
 
 
 def plan_capture(
@@ -141,8 +146,10 @@ def distill_step(
     if needs_teacher(terms):
         if teacher is None:
             raise ConfigError("this method distils from a teacher, but no teacher was given")
+        values = any(losses.get(t.name).takes_values for t in attn_terms)
+        spec = plan.teacher_values_spec if values else plan.teacher_spec
         with torch.no_grad():
-            t_out = teacher(batch, capture=plan.teacher_spec if attn_terms else None)
+            t_out = teacher(batch, capture=spec if attn_terms else None)
         t_maps = t_out.attentions
         for term in terms:
             if term.kind == "logit":
@@ -185,24 +192,31 @@ def _attention_parts(
     for kind, layers in _stacks(t_maps, plan):
         s = _stack([s_maps.probs[(kind, s_layer)] for s_layer, _ in layers])  # (L·B, Hs, Q, K)
         t = _stack([t_maps.probs[(kind, t_layer)] for _, t_layer in layers])  # (L·B, Ht, Q, K)
+        x = None  # (L·B, Ht, K, D) teacher value circuits, when captured
+        if all((kind, t_layer) in t_maps.values for _, t_layer in layers):
+            x = _stack([t_maps.values[(kind, t_layer)] for _, t_layer in layers])
         qm, km = (_repeat(mask.get(kind), len(layers)) for mask in (s_maps.query_mask, s_maps.key_mask))
-        inputs.append((kind, len(layers), s, t, qm, km))
+        inputs.append((kind, len(layers), s, t, x, qm, km))
     for term in attn_terms:
         fn = losses.get(term.name)
         total = 0
-        for kind, n_layers, s, t, qm, km in inputs:
+        for kind, n_layers, s, t, x, qm, km in inputs:
             options = _attention_options(
                 term, plan.student_heads[kind], plan.teacher_heads[kind], plan.student_from_teacher
             )
+            if fn.takes_values:
+                options["teacher_values"] = x
             total = total + n_layers * fn(s, t, query_mask=qm, key_mask=km, **options)
         parts[term.name] = total / len(plan.pairs)  # mean over (kind, layer pair)
 
 
 def _stacks(t_maps: AttentionMaps, plan: CapturePlan) -> list[tuple[str, list[tuple[int, int]]]]:
-    """The plan's pairs grouped by kind into runs whose stacked teacher maps stay under STACK_ENTRIES."""
+    """The plan's pairs grouped by kind into runs whose stacked teacher maps (and value circuits) stay under
+    STACK_ENTRIES."""
     stacks: list[tuple[str, list[tuple[int, int]]]] = []
     for kind, s_layer, t_layer in plan.pairs:
-        entries = t_maps.probs[(kind, t_layer)].numel()
+        circuits = t_maps.values.get((kind, t_layer))  # (B, Ht, K, D) when captured: often larger than the map
+        entries = t_maps.probs[(kind, t_layer)].numel() + (0 if circuits is None else circuits.numel())
         last = stacks[-1] if stacks else None
         if last and last[0] == kind and (len(last[1]) + 1) * entries <= STACK_ENTRIES:
             last[1].append((s_layer, t_layer))

@@ -239,6 +239,8 @@ class _DistillJob:
             "setup": self.setup,
             "method": self.method,
             "terms": describe(terms),
+            # in the fingerprint: a finished seed trained under an older version of a loss is trained again
+            "loss_versions": {t.name: losses.get(t.name).version for t in terms if t.name != "task"},
             "student": dataclasses.asdict(student_cfg),
             "heads": heads,
             "distill": {"train": train_cfg.record(), "layer_map": dcfg.layer_map, "kinds": list(kinds)},
@@ -290,7 +292,6 @@ def _distill_seed(*, seed: int, job: _DistillJob, progress: bool) -> None:
         resumed_from_step=result.resumed_from,
         final_losses=result.last_parts,
         capture_pairs=[list(p) for p in plan.pairs],
-        loss_versions={t.name: losses.get(t.name).version for t in c.terms if t.name != "task"},
         calibrated_weights=result.weights,
         load_report=student.init_report or {"init": "random"},
         one_to_one_pairing=_pairings(c.terms, plan),

@@ -244,4 +244,4 @@ def test_errors_are_one_line(kwargs: dict, match: str) -> None:
 
 def test_registered_with_its_contract() -> None:
     fn = L.get("squeezing_heads_kl")
-    assert fn is L.squeezing_heads_kl and (fn.version, fn.kind, fn.heads) == (1, "attention", "student")
+    assert fn is L.squeezing_heads_kl and (fn.version, fn.kind, fn.heads) == (2, "attention", "student")

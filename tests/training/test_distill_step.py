@@ -201,3 +201,25 @@ def test_layers_scored_together_equal_the_mean_over_layers(monkeypatch, term):
     torch.testing.assert_close(v_stacked, v_alone, rtol=1e-5, atol=1e-7)
     for a, b in zip(g_stacked, g_alone):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_squeezing_heads_gets_the_teacher_value_circuits():
+    """SHD's closed-form merge weight needs each teacher head's V_i W_O^i: the step captures and passes them, so the
+    loss is the one computed from those circuits, not the α = 1/2 fallback (which equals head_mean_kl)."""
+    teacher, student, batch = _pair()
+    kinds = ("encoder_self", "decoder_self", "cross")
+    plan = plan_capture(student, teacher, kinds, "uniform")
+    shd = distill_step(student, teacher, batch, parse_method("m", {"task": 1.0, "squeezing_heads_kl": 1.0}), plan)
+    assert set(shd.teacher_maps.values) == set(shd.teacher_maps.probs) and not shd.student_maps.values
+    by_hand, half = 0.0, 0.0
+    for kind, s_layer, t_layer in plan.pairs:
+        s, t = shd.student_maps.probs[(kind, s_layer)], shd.teacher_maps.probs[(kind, t_layer)]
+        masks = {"query_mask": shd.student_maps.query_mask.get(kind), "key_mask": shd.student_maps.key_mask.get(kind)}
+        x = shd.teacher_maps.values[(kind, t_layer)]  # (B, Ht, K, D)
+        by_hand += losses.squeezing_heads_kl(s, t, teacher_values=x, **masks) / len(plan.pairs)
+        half += losses.squeezing_heads_kl(s, t, **masks) / len(plan.pairs)
+    torch.testing.assert_close(shd.parts["squeezing_heads_kl"], by_hand)
+    assert not torch.allclose(shd.parts["squeezing_heads_kl"], half)
+    mean = distill_step(student, teacher, batch, parse_method("m", {"task": 1.0, "head_mean_kl": 1.0}), plan)
+    torch.testing.assert_close(half, mean.parts["head_mean_kl"])
+    assert not mean.teacher_maps.values  # only terms that take values make the teacher record them
