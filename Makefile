@@ -37,7 +37,7 @@ smoke: setup
 # The head-ratio study (issue 15 §5): students at the teacher's size with 8, 4 and 2 heads, seven methods, three
 # seeds. It runs in a git worktree beside this checkout (STUDY_DIR, so relative data paths resolve the same and this
 # checkout's mini results stay as they are) and copies its report into reports/study/, which the report stage quotes
-# in reports/results.md. About an hour on 2 cores (README, Benchmarks).
+# in reports/results.md. About 71 min on 2 cores for both captioning families (README).
 STUDY_DIR ?= ../$(notdir $(CURDIR))-study
 study: export HF_HUB_OFFLINE := 1
 study: setup
