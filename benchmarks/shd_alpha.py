@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from amad.capture import CaptureSpec
+from amad.losses.masking import prepare_maps
 from amad.losses.squeezing_heads import check_values, merge_weight
 from amad_suite.config import load_params, parse_setup
 from amad_suite.pipeline import examples as E
@@ -41,13 +42,8 @@ def main() -> None:
         maps = teacher(batch, capture=spec).attentions
     print(f"{args.setup} teacher, {len(batch)} validation examples, first merge round (heads 2i and 2i+1)")
     for (kind, layer), a in sorted(maps.probs.items()):
-        qm, km = maps.query_mask.get(kind), maps.key_mask.get(kind)
-        valid = torch.ones_like(a, dtype=torch.bool)  # (B, H, Q, K)
-        if km is not None:
-            valid &= km[:, None, None, :]
-        if qm is not None:
-            valid &= qm[:, None, :, None]
-        a = torch.where(valid, a, a.new_zeros(()))
+        km = maps.key_mask.get(kind)
+        a = prepare_maps("shd_alpha", a, a, maps.query_mask.get(kind), km).teacher  # (B, H, Q, K), padding zeroed
         x = check_values(maps.values[(kind, layer)], a, km)  # (B, H, K, D)
         pairs = (a[:, 0::2], a[:, 1::2], x[:, 0::2], x[:, 1::2])
         alpha, raw = merge_weight(*pairs, clamp=True), merge_weight(*pairs, clamp=False)  # (B, H/2) each

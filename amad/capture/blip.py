@@ -39,10 +39,9 @@ def _head_values(module: nn.Module, projected: torch.Tensor) -> torch.Tensor:
     Vision ``BlipAttention``: ``qkv`` output (B, K, 3·E), laid out (3, H, Dh) as its forward reshapes it. Text
     ``BlipTextSelfAttention``: ``value`` output (B, K, H·Dh).
     """
-    if isinstance(module, BlipAttention):
-        b, k, _ = projected.shape
-        return projected.reshape(b, k, 3, module.num_heads, -1)[:, :, 2].transpose(1, 2)  # -> (B, H, K, Dh)
     b, k, _ = projected.shape
+    if isinstance(module, BlipAttention):
+        return projected.reshape(b, k, 3, module.num_heads, -1)[:, :, 2].transpose(1, 2)  # -> (B, H, K, Dh)
     return projected.view(b, k, module.num_attention_heads, -1).transpose(1, 2)  # (B, K, H·Dh) -> (B, H, K, Dh)
 
 
