@@ -54,7 +54,14 @@ def run_parser(description: str | None, *, teacher: bool = False) -> argparse.Ar
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run ``main``; user-fixable errors print ``error: <message>`` and exit 2, Ctrl-C exits 130."""
+    """Run ``main``; user-fixable errors print ``error: <message>`` and exit 2, Ctrl-C exits 130.
+
+    The script first goes to a warm server when one is running (:mod:`amad_suite.warm`): there it starts with torch
+    and transformers already imported. Stage scripts therefore import heavy modules inside ``main``.
+    """
+    from amad_suite import warm
+
+    warm.delegate()
     setup_logging()
     try:
         main()

@@ -1,8 +1,6 @@
 """DVC stage: distil the students of one setup and method, one per seed of a seed list, from the frozen teacher."""
 
 from amad_suite.cli import run_parser, run_stage
-from amad_suite.config import load_params
-from amad_suite.pipeline.train_stages import run_distill
 
 
 def main() -> None:
@@ -10,6 +8,9 @@ def main() -> None:
     parser.add_argument("--teacher", required=True, help="the teacher stage's folder")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    from amad_suite.config import load_params
+    from amad_suite.pipeline.train_stages import run_distill
+
     run_distill(
         load_params(), args.setup, args.method, args.seeds_key, args.data, args.teacher, args.out, heads=args.heads
     )

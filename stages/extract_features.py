@@ -4,8 +4,6 @@
 import argparse
 
 from amad_suite.cli import run_stage
-from amad_suite.config import load_params
-from amad_suite.pipeline.data_stages import run_extract
 
 
 def main() -> None:
@@ -13,6 +11,9 @@ def main() -> None:
     parser.add_argument("--task", required=True, help="vqa, caption, translation (features) or images (BLIP cache)")
     parser.add_argument("--data", required=True)
     args = parser.parse_args()
+    from amad_suite.config import load_params
+    from amad_suite.pipeline.data_stages import run_extract
+
     run_extract(load_params(), args.task, args.data)
 
 

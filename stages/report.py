@@ -1,9 +1,6 @@
 """DVC stage: paper-style tables, the cost table, plots and reports/summary.json from all eval results."""
 
 from amad_suite.cli import OneLineParser, run_stage
-from amad_suite.config import check_preset, load_params
-from amad_suite.pipeline import params as P
-from amad_suite.reporting import build_report
 
 
 def main() -> None:
@@ -12,6 +9,10 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--published", required=True, help="hand-filled paper numbers (reports/published.yaml)")
     args = parser.parse_args()
+    from amad_suite.config import check_preset, load_params
+    from amad_suite.pipeline import params as P
+    from amad_suite.reporting import build_report
+
     params = P.declared(load_params(), "report")
     check_preset(params["preset"])
     P.suite(params)

@@ -1,8 +1,6 @@
 """DVC stage: train (mini) or fine-tune (paper) the teacher of one family-task setup (evaluate_teacher scores it)."""
 
 from amad_suite.cli import OneLineParser, run_stage
-from amad_suite.config import load_params
-from amad_suite.pipeline.train_stages import run_teacher
 
 
 def main() -> None:
@@ -11,6 +9,9 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True, help="teacher folder (model/, dvclive/, run_info.json)")
     args = parser.parse_args()
+    from amad_suite.config import load_params
+    from amad_suite.pipeline.train_stages import run_teacher
+
     run_teacher(load_params(), args.setup, args.data, args.out)
 
 
