@@ -2,6 +2,9 @@
 
     python -m amad_suite.tune --setup blip-caption --method amad_sharp --option amad_kl.tau \\
         --values 0.5 0.2 0.1 0.05 --seeds 0 --out reports/tuning/blip-caption-amad_sharp.csv
+    python -m amad_suite.tune --setup blip-caption --method none \\
+        --param student.setups.blip-caption.train.max_steps --values 300 450 600 --seeds 0 1 2 3 \\
+        --out reports/tuning/blip-caption-none-steps.csv
 
 Run it in a repository whose teachers are trained (``dvc repro teacher@<setup>``). For every value it distils a
 student exactly as the distill stage would (the same params, with only ``distill.methods.<method>.<option>``
@@ -41,6 +44,18 @@ def with_option(params: dict[str, Any], method: str, option: str, value: Any) ->
     return out
 
 
+def with_param(params: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """A copy of ``params`` with the dotted ``key`` (anywhere, e.g. ``student.setups.blip-caption.train.max_steps``)
+    set to ``value``. Its parent section must exist; params validation then rejects a leaf nothing reads."""
+    out = copy.deepcopy(params)
+    *parents, leaf = key.split(".")
+    node = section(out, ".".join(parents)) if parents else out
+    if not isinstance(node, dict):
+        raise ConfigError(f"{'.'.join(parents)} is not a section of params.yaml: give the dotted key of a setting")
+    node[leaf] = value
+    return out
+
+
 def parse_value(text: str) -> Any:
     """``0.1`` -> 0.1, ``3`` -> 3, anything else stays a string (e.g. a pairing name)."""
     for kind in (int, float):
@@ -55,7 +70,7 @@ def tune(
     params: dict[str, Any],
     setup: str,
     method: str,
-    option: str,
+    option: str | None,
     values: list[Any],
     seeds: list[int],
     *,
@@ -63,8 +78,12 @@ def tune(
     teacher_dir: str | None = None,
     work_dir: str = "results/tune",
     meteor: Any = True,
+    param: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Distil and score one student per value and seed; returns the CSV rows (value, seed, headline, metric)."""
+    """Distil and score one student per value and seed; returns the CSV rows (value, seed, headline, metric).
+
+    The value goes to ``distill.methods.<method>.<option>``, or with ``param`` to that dotted key of params (a
+    setting outside the method, such as a setup's student steps, which then holds for every method alike)."""
     from amad.models import load_model
     from amad_suite.pipeline import examples as E
     from amad_suite.pipeline import params as P
@@ -77,11 +96,14 @@ def tune(
         raise ConfigError("give at least one --values entry and one --seeds entry")
     teacher_dir = teacher_dir or f"results/teachers/{setup}"
     rows = []
+    name = param or option
+    if not name:
+        raise ConfigError("give --option (a method's setting) or --param (a dotted key of params.yaml)")
     for value in values:
-        trial = with_option(params, method, option, value)
+        trial = with_param(params, param, value) if param else with_option(params, method, option, value)
         trial["suite"] = {**trial["suite"], "seeds": list(seeds)}
         P.validate_all(trial)  # a value the method rejects (tau=0) fails here, before any training
-        out = Path(work_dir) / f"{setup}-{method}-{option}={value}"
+        out = Path(work_dir) / f"{setup}-{method}-{name}={value}"
         run_distill(trial, setup, method, "seeds", data_root, teacher_dir, str(out))
         layout = DataLayout(Path(data_root), P.data_scale(trial))
         ecfg = P.evaluate(trial)
@@ -93,7 +115,7 @@ def tune(
             )
             metric = record.metrics.get(record.headline)
             rows.append({"value": value, "seed": seed, "headline": record.headline, "val_metric": metric})
-            log.info("%s %s %s=%s s%d: validation %s %.3f", setup, method, option, value, seed, record.headline, metric)
+            log.info("%s %s %s=%s s%d: validation %s %.3f", setup, method, name, value, seed, record.headline, metric)
     return rows
 
 
@@ -122,7 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setup", required=True)
     parser.add_argument("--method", required=True, help="a method under distill.methods")
-    parser.add_argument("--option", required=True, help="dotted option under the method, e.g. amad_kl.tau")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--option", help="dotted option under the method, e.g. amad_kl.tau")
+    what.add_argument("--param", help="a dotted key of params.yaml, e.g. student.setups.blip-caption.train.max_steps")
     parser.add_argument("--values", nargs="+", required=True)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--data", default="data")
@@ -141,19 +165,20 @@ def main(argv: list[str] | None = None) -> None:
     values = [parse_value(v) for v in args.values]
     rows = tune(
         params, args.setup, args.method, args.option, values, args.seeds,
-        data_root=args.data, teacher_dir=args.teacher, work_dir=args.work,
+        data_root=args.data, teacher_dir=args.teacher, work_dir=args.work, param=args.param,
     )  # fmt: skip
     value, mean = best(rows)
     header = {
         "setup": args.setup,
         "method": args.method,
-        "option": args.option,
+        "option": args.param or args.option,
         "preset": params["preset"],
         "split": "validation",
         "chosen": f"{value} (mean {rows[0]['headline']} {mean:.3f} over seeds {args.seeds})",
     }
     write_csv(Path(args.out), rows, header)
-    print(f"{args.setup} {args.method}: {args.option}={value} has the best mean validation {rows[0]['headline']} "
+    name = args.param or args.option
+    print(f"{args.setup} {args.method}: {name}={value} has the best mean validation {rows[0]['headline']} "
           f"({mean:.3f}); written {args.out}")  # fmt: skip
 
 

@@ -19,8 +19,9 @@ from the OS, as a new process would. torch's default generator is never drawn fr
 starts from torch's fixed default seed, as a new process does. A child whose stage script is killed ends too.
 A server exits after ``IDLE_S`` seconds without a request.
 
-``AMAD_WARM=0`` turns this off. Off Linux, or wherever a step fails (no server yet, a socket error), the script
-runs in its own process as before, with no message: a warm start is only ever a shortcut.
+``AMAD_WARM=0`` turns this off. Off Linux, on a machine with a GPU (:data:`GPU_DEVICES`), or wherever a step fails
+(no server yet, a socket error), the script runs in its own process as before, with no message: a warm start is
+only ever a shortcut.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ PRELOAD = (
     "transformers.models.blip.modeling_blip_text", "transformers.models.bert.tokenization_bert",
     "accelerate", "accelerate.accelerator", "dvclive", "pandas", "matplotlib.figure", "sacrebleu", "tqdm",
 )  # fmt: skip
+# On a machine with a GPU every stage runs in its own process: a process must not fork after CUDA (or ROCm) has
+# been initialised, which a package's import may do, and a GPU stage's minutes of work make a start-up of seconds moot.
+GPU_DEVICES = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd")
 _HEADER = struct.Struct("!I")
 
 
@@ -93,6 +97,8 @@ def delegate() -> None:
     if env.get(SWITCH, "1") == "0" or not sys.platform.startswith("linux") or not script:
         return
     if not script.is_file() or "pytest" in sys.modules:  # tests run stage scripts in their own process (runpy)
+        return
+    if any(os.path.exists(device) for device in GPU_DEVICES):  # see GPU_DEVICES
         return
     spec = getattr(sys.modules["__main__"], "__spec__", None)  # set under ``python -m``
     try:

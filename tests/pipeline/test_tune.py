@@ -3,7 +3,7 @@
 import pytest
 
 from amad.errors import ConfigError
-from amad_suite.tune import best, parse_value, with_option
+from amad_suite.tune import best, parse_value, with_option, with_param
 
 PARAMS = {"distill": {"methods": {"amad": {"amad_kl": {"weight": "auto", "tau": 1.0}}}}}
 
@@ -35,3 +35,18 @@ def test_best_takes_the_highest_mean_over_seeds():
         {"value": 0.1, "seed": 1, "val_metric": 12.0},
     ]
     assert best(rows) == (0.5, 20.0)
+
+
+def test_with_param_sets_any_dotted_key_in_a_copy():
+    params = {"student": {"setups": {"blip-caption": {"train": {}}}}}
+    changed = with_param(params, "student.setups.blip-caption.train.max_steps", 450)
+    assert changed["student"]["setups"]["blip-caption"]["train"] == {"max_steps": 450}
+    assert params["student"]["setups"]["blip-caption"]["train"] == {}
+
+
+def test_with_param_needs_an_existing_section():
+    params = {"student": {"setups": {"blip-caption": {"train": {}}}}}
+    with pytest.raises(ConfigError, match="did you mean 'blip-caption'"):
+        with_param(params, "student.setups.blip-captoin.train.max_steps", 450)
+    with pytest.raises(ConfigError, match="is not a section"):
+        with_param({"a": {"b": 1}}, "a.b.c", 2)
