@@ -53,10 +53,14 @@ study: setup
 TAU_VALUES ?= 0.5 0.2 0.1 0.05
 tune: export HF_HUB_OFFLINE := 1
 tune: setup
-	dvc repro teacher@vlt5-caption teacher@blip-caption
+	dvc repro teacher@vlt5-caption teacher@blip-caption teacher@vlt5-vqa
 	for s in vlt5-caption blip-caption; do \
 		$(PY) -m amad_suite.tune --setup $$s --method amad_sharp --option amad_kl.tau --values $(TAU_VALUES) \
 			--seeds 0 1 --out reports/tuning/$$s-amad_sharp-tau.csv || exit 1; \
+	done
+	for s in blip-caption vlt5-vqa; do \
+		$(PY) -m amad_suite.tune --setup $$s --method none --param student.setups.$$s.train.max_steps \
+			--values 300 450 600 --seeds 0 1 2 3 --out reports/tuning/$$s-none-steps.csv || exit 1; \
 	done
 
 # The paper run in miniature over loopback (amad_suite.rehearsal): a throwaway copy of this checkout on the rehearsal

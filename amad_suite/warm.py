@@ -16,7 +16,8 @@ What a fork cannot change, the server must share with the request:
 A request that differs in any of these goes to another server, keyed by their hash. The server never imports this
 project's modules, so each child runs the code on disk. The child reseeds Python's and NumPy's global generators
 from the OS, as a new process would. torch's default generator is never drawn from in the server, so a child
-starts from torch's fixed default seed, as a new process does. A child whose stage script is killed ends too.
+starts from torch's fixed default seed, as a new process does. A child whose stage script is killed ends too,
+and a stage script whose child is killed by a signal ends by the same signal.
 A server exits after ``IDLE_S`` seconds without a request.
 
 ``AMAD_WARM=0`` turns this off. Off Linux, on a machine with a GPU (:data:`GPU_DEVICES`), or wherever a step fails
@@ -37,12 +38,14 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 SWITCH = "AMAD_WARM"  # "0" runs every stage script in its own process
 CHILD = "AMAD_WARM_CHILD"  # set in a server's child for its script's delegate(), which removes it
 started_warm = False  # whether this process is a server's child (set by delegate())
 IDLE_S = 180.0  # a server's life without requests; env AMAD_WARM_IDLE_S overrides it
+POLL_S = 0.2  # how often the server looks for children that ended
 START_ENV = (
     "MALLOC_", "OMP_", "MKL_", "KMP_", "GOMP_", "OPENBLAS_", "LD_", "PYTHON", "CUDA_", "NVIDIA_", "TORCH",
     "PYTORCH_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TOKENIZERS_", "TQDM_", "MPL", "HOME", "XDG_",
@@ -135,6 +138,12 @@ def _wait(conn: socket.socket, pid: int) -> int:
     status = _read_exactly(conn, 5)
     if len(status) == 5 and status[:1] == b"X":
         return int.from_bytes(status[1:], "big", signed=True)
+    if len(status) == 5 and status[:1] == b"S":  # the child was killed: end the same way
+        signum = int.from_bytes(status[1:], "big")
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return 128 + signum  # a signal that does not end a process by default
     print(
         f"error: the stage's process {pid} ended without an exit status (killed?); rerun with AMAD_WARM=0 to run it "
         "in its own process",
@@ -194,30 +203,60 @@ def serve(path: str) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
-    listener.settimeout(idle_s)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    listener.settimeout(POLL_S)
+    children: dict[int, socket.socket] = {}  # pid -> the server's end of its connection, to report a kill
+    idle_since = time.monotonic()
     try:
         while True:
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
-                return
+                if _reap(children) and not children:
+                    idle_since = time.monotonic()
+                if not children and time.monotonic() - idle_since > idle_s:
+                    return
+                continue
             conn.settimeout(None)
             try:
                 request, fds = _receive(conn)
             except (OSError, ValueError):
                 conn.close()
                 continue
-            if os.fork() == 0:
+            pid = os.fork()
+            if pid == 0:
                 listener.close()
                 lock.close()
+                for other in children.values():
+                    other.close()
                 _child(conn, request, fds, base_path)  # never returns
-            conn.close()
+            children[pid] = conn
             for fd in fds:
                 os.close(fd)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+def _reap(children: dict[int, socket.socket]) -> bool:
+    """Collect the children that ended. One killed by a signal cannot say so itself: tell its stage script, which
+    then ends by the same signal, as the stage's own process would have. Returns whether any ended."""
+    ended = False
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            break
+        ended = True
+        conn = children.pop(pid, None)
+        if conn is None:
+            continue
+        if os.WIFSIGNALED(status):
+            with contextlib.suppress(OSError):
+                conn.sendall(b"S" + os.WTERMSIG(status).to_bytes(4, "big"))
+        conn.close()
+    return ended
 
 
 def _receive(conn: socket.socket) -> tuple[dict, list[int]]:

@@ -36,6 +36,9 @@ def main():
     if mode == "nested":  # a stage that starts another (accelerate launch does)
         import subprocess
         subprocess.run([sys.executable, __file__, "0"], check=True)
+    if mode == "selfkill":  # the training loop's crash hook does this
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
     if mode == "sleep":
         open(sys.argv[2], "w").write(str(os.getpid()))
         time.sleep(60)
@@ -89,6 +92,10 @@ def test_an_exception_in_a_warm_child_is_a_traceback_and_status_1(server):
     done = server[2]("raise")
     assert done.returncode == 1
     assert "RuntimeError: a bug" in done.stderr
+
+
+def test_a_warm_child_killed_by_a_signal_ends_its_stage_script_by_that_signal(server):
+    assert server[2]("selfkill").returncode == -signal.SIGKILL
 
 
 def test_amad_warm_0_runs_the_script_in_its_own_process(server):
