@@ -84,6 +84,27 @@ def _socket_dir() -> Path:
     return folder
 
 
+def socket_path(env: dict[str, str]) -> Path:
+    """Where the server for a process with environment ``env`` listens (``<path>.lock`` holds its pid)."""
+    return _socket_dir() / f"{_key(env)}.sock"
+
+
+def wait_for_server(env: dict[str, str], timeout: float = 120.0) -> bool:
+    """Whether the server for ``env`` is listening within ``timeout`` seconds (it imports for a few first)."""
+    deadline = time.monotonic() + timeout
+    while not socket_path(env).exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def stop_server(env: dict[str, str]) -> None:
+    """Stop the server for ``env``, if one runs (tests and benchmarks that started their own)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        os.kill(int(Path(f"{socket_path(env)}.lock").read_text().split()[0]), signal.SIGTERM)
+
+
 def delegate() -> None:
     """Run this stage script in a warm server's child and exit with its status; return when it cannot be done.
 
@@ -105,7 +126,10 @@ def delegate() -> None:
         return
     spec = getattr(sys.modules["__main__"], "__spec__", None)  # set under ``python -m``
     try:
-        path = _socket_dir() / f"{_key(env)}.sock"
+        path = socket_path(env)
+    except OSError:  # no private folder for the socket: run here
+        return
+    try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(str(path))
     except OSError:
@@ -267,11 +291,9 @@ def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
         raise ValueError("a request without its three standard streams")
     (size,) = _HEADER.unpack(data[: _HEADER.size])
     body = data[_HEADER.size :]
-    while len(body) < size:
-        chunk = conn.recv(size - len(body))
-        if not chunk:
-            raise ValueError("a truncated request")
-        body += chunk
+    body += _read_exactly(conn, size - len(body))
+    if len(body) < size:
+        raise ValueError("a truncated request")
     return json.loads(body), fds
 
 
@@ -280,7 +302,6 @@ def _child(conn: socket.socket, request: dict, fds: list[int], base_path: list[s
     code = 1
     try:
         os.setsid()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
