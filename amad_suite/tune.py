@@ -168,16 +168,16 @@ def main(argv: list[str] | None = None) -> None:
         data_root=args.data, teacher_dir=args.teacher, work_dir=args.work, param=args.param,
     )  # fmt: skip
     value, mean = best(rows)
+    name = args.param or args.option
     header = {
         "setup": args.setup,
         "method": args.method,
-        "option": args.param or args.option,
+        "option": name,
         "preset": params["preset"],
         "split": "validation",
         "chosen": f"{value} (mean {rows[0]['headline']} {mean:.3f} over seeds {args.seeds})",
     }
     write_csv(Path(args.out), rows, header)
-    name = args.param or args.option
     print(f"{args.setup} {args.method}: {name}={value} has the best mean validation {rows[0]['headline']} "
           f"({mean:.3f}); written {args.out}")  # fmt: skip
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -97,15 +96,13 @@ def warm_start(env: dict[str, str], repeats: int) -> tuple[float, float]:
         script.write_text(STAGE_LIKE)
         cmd = [sys.executable, str(script)]
         cold = [timed(cmd, ROOT, dict(env, AMAD_WARM="0")) for _ in range(repeats)]
-        sock = warm._socket_dir() / f"{warm._key(env)}.sock"
         timed(cmd, ROOT, env)  # starts the server
-        deadline = time.monotonic() + 120
-        while not sock.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        if not warm.wait_for_server(env):
+            raise SystemExit("the warm server did not come up within 120 s")
         try:
             hot = [timed(cmd, ROOT, env) for _ in range(repeats)]
         finally:
-            os.kill(int(Path(f"{sock}.lock").read_text().split()[0]), signal.SIGTERM)
+            warm.stop_server(env)
     return statistics.median(cold), statistics.median(hot)
 
 

@@ -58,7 +58,6 @@ def server(tmp_path):
     env = dict(os.environ, HF_WARM_TEST=uuid.uuid4().hex, AMAD_WARM_IDLE_S="30", X="y")
     env.pop(warm.CHILD, None)
     env.pop(warm.SWITCH, None)
-    sock = warm._socket_dir() / f"{warm._key(env)}.sock"
 
     def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
         cmd = [sys.executable, str(script), *args]
@@ -66,13 +65,9 @@ def server(tmp_path):
 
     first = run("0")
     assert first.returncode == 0 and "child False None" in first.stdout  # no server yet: it ran in place, started one
-    deadline = time.monotonic() + 120
-    while not sock.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert sock.exists(), "the warm server did not come up"
+    assert warm.wait_for_server(env), "the warm server did not come up"
     yield script, env, run
-    pid = int(Path(f"{sock}.lock").read_text().split()[0])
-    os.kill(pid, signal.SIGTERM)
+    warm.stop_server(env)
 
 
 def test_a_warm_child_gets_the_scripts_argv_cwd_env_streams_and_exit_status(server, tmp_path):
