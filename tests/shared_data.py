@@ -4,8 +4,7 @@ import pytest
 
 from amad_suite.testing import SHARED_MULTI30K
 
-needs_multi30k = pytest.mark.skipif(
-    not (SHARED_MULTI30K / "task1" / "raw").is_dir(), reason=f"no shared Multi30K copy at {SHARED_MULTI30K}"
-)
+MISSING = None if (SHARED_MULTI30K / "task1" / "raw").is_dir() else f"no shared Multi30K copy at {SHARED_MULTI30K}"
+needs_multi30k = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
-__all__ = ["SHARED_MULTI30K", "needs_multi30k"]
+__all__ = ["MISSING", "SHARED_MULTI30K", "needs_multi30k"]
