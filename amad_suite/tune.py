@@ -5,11 +5,16 @@
     python -m amad_suite.tune --setup blip-caption --method none \\
         --param student.setups.blip-caption.train.max_steps --values 300 450 600 --seeds 0 1 2 3 \\
         --out reports/tuning/blip-caption-none-steps.csv
+    python -m amad_suite.tune --setup vlt5-vqa --method teacher \\
+        --param teacher.setups.vlt5-vqa.train.max_steps --values 1000 1500 2000 3000 \\
+        --out reports/tuning/vlt5-vqa-teacher-steps.csv
 
 Run it in a repository whose teachers are trained (``dvc repro teacher@<setup>``). For every value it distils a
 student exactly as the distill stage would (the same params, with only ``distill.methods.<method>.<option>``
 changed), scores it on the task's validation split, and writes one CSV row per value and seed plus a line naming the
-value with the best mean headline metric. The students live under ``--work`` (default ``results/tune``) and are
+value with the best mean headline metric. ``--method teacher`` trains and scores the setup's teacher instead, as the
+teacher stage would (one run per value, with the data seed; ``--param`` must be a ``teacher.`` key). The students
+live under ``--work`` (default ``results/tune``) and are
 kept, so a rerun with more values trains only the new ones. Copy the chosen value into params.yaml yourself: the
 choice is a decision a person signs, and the CSV is its evidence.
 """
@@ -29,6 +34,7 @@ from amad_suite.cli import OneLineParser, run_stage
 from amad_suite.config import load_params, parse_setup, section
 
 log = logging.getLogger(__name__)
+TEACHER = "teacher"  # --method teacher: tune a setting of the teacher stage
 
 
 def with_option(params: dict[str, Any], method: str, option: str, value: Any) -> dict[str, Any]:
@@ -89,7 +95,7 @@ def tune(
     from amad_suite.pipeline import params as P
     from amad_suite.pipeline.eval_stages import evaluate_model
     from amad_suite.pipeline.layout import DataLayout
-    from amad_suite.pipeline.train_stages import run_distill
+    from amad_suite.pipeline.train_stages import run_distill, run_teacher
 
     _, task = parse_setup(setup)
     if not values or not seeds:
@@ -99,17 +105,24 @@ def tune(
     name = param or option
     if not name:
         raise ConfigError("give --option (a method's setting) or --param (a dotted key of params.yaml)")
+    if method == TEACHER and not (param or "").startswith("teacher."):
+        raise ConfigError(f"--method teacher tunes a teacher setting: give --param teacher.setups.{setup}.<key>")
     for value in values:
         trial = with_param(params, param, value) if param else with_option(params, method, option, value)
         trial["suite"] = {**trial["suite"], "seeds": list(seeds)}
         P.validate_all(trial)  # a value the method rejects (tau=0) fails here, before any training
         out = Path(work_dir) / f"{setup}-{method}-{name}={value}"
-        run_distill(trial, setup, method, "seeds", data_root, teacher_dir, str(out))
+        if method == TEACHER:
+            run_teacher(trial, setup, data_root, str(out))
+            runs = {P.data_seed(trial): out / "model"}  # the teacher stage seeds with the data seed
+        else:
+            run_distill(trial, setup, method, "seeds", data_root, teacher_dir, str(out))
+            runs = {seed: out / f"s{seed}" / "model" for seed in seeds}
         layout = DataLayout(Path(data_root), P.data_scale(trial))
         ecfg = P.evaluate(trial)
         val = {"val": E.val_examples(layout, task)}
-        for seed in seeds:
-            model = load_model(out / f"s{seed}" / "model")
+        for seed, folder in runs.items():
+            model = load_model(folder)
             record, _ = evaluate_model(
                 model, ecfg, setup, method, seed, layout, preset=trial["preset"], meteor=meteor, sets=val
             )
@@ -143,7 +156,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]], header: dict[str, str]) ->
 def main(argv: list[str] | None = None) -> None:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setup", required=True)
-    parser.add_argument("--method", required=True, help="a method under distill.methods")
+    parser.add_argument("--method", required=True, help="a method under distill.methods, or teacher")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--option", help="dotted option under the method, e.g. amad_kl.tau")
     what.add_argument("--param", help="a dotted key of params.yaml, e.g. student.setups.blip-caption.train.max_steps")
@@ -158,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
 
     params = load_params()
     P.validate_all(params)
-    if args.method not in params["distill"]["methods"]:
+    if args.method not in params["distill"]["methods"] and args.method != TEACHER:
         from amad.registry import unknown_name
 
         raise unknown_name("method", args.method, params["distill"]["methods"])

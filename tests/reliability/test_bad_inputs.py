@@ -110,3 +110,19 @@ def test_tuning_scores_each_value_on_validation_and_names_the_best(ws: Workspace
     assert '"tau": 0.5' in info  # the value reached the loss, not just the folder name
     code, stderr = ws.run([*argv[:-1], "amad_kl.tua", "--values", "1", "--work", str(work), "--out", str(out)], capfd)
     assert code == 2 and "did you mean 'tau'" in stderr, stderr[-500:]
+
+
+def test_tuning_the_teacher_trains_it_as_the_teacher_stage_would(ws: Workspace, capfd) -> None:
+    out, work = ws.scratch("tune-teacher") / "steps.csv", ws.scratch("tune-teacher-work")
+    key = "teacher.setups.vlt5-vqa.train.max_steps"
+    argv = ["-m", "amad_suite.tune", "--setup", "vlt5-vqa", "--method", "teacher", "--param", key]
+    code, stderr = ws.run([*argv, "--values", "3", "--work", str(work), "--out", str(out)], capfd)
+    assert code == 0, stderr[-2000:]
+    rows = [line.split(",") for line in out.read_text().splitlines() if not line.startswith("#")]
+    assert rows[0] == ["value", "seed", "headline", "val_metric"] and len(rows) == 2 and rows[1][0] == "3"
+    assert 0 <= float(rows[1][3]) <= 100
+    info = (work / f"vlt5-vqa-teacher-{key}=3" / "run_info.json").read_text()
+    assert '"max_steps": 3' in info and '"stage": "teacher"' in info
+    student_key = "student.setups.vlt5-vqa.train.max_steps"
+    code, stderr = ws.run([*argv[:-1], student_key, "--values", "3", "--work", str(work), "--out", str(out)], capfd)
+    assert code == 2 and "--method teacher tunes a teacher setting" in stderr, stderr[-500:]
