@@ -9,7 +9,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup mini smoke rehearsal study tune test lint bench clean-results
+.PHONY: setup mini smoke rehearsal study isa-check tune test lint bench clean-results
 
 setup: $(VENV)/.installed
 
@@ -47,6 +47,21 @@ study: setup
 	cd $(STUDY_DIR)/reports && cp -r tables figures claims.csv claims.md claims.tex head_ratio.csv results.md \
 		summary.json $(CURDIR)/reports/study/
 	@echo "study report: reports/study/ (dvc repro quotes it in reports/results.md)"
+
+# Issue 15 §7: do the mini verdicts survive another CPU's rounding? The whole mini suite again, in a git worktree
+# beside this checkout, with every kernel family held to AVX2 (torch's vector kernels, MKL's and oneDNN's matrix
+# products, the fused AMAD kernel) on a machine that has AVX-512, so its sums round as an AVX2-only CPU's do; then
+# `amad_suite.compare` sets its claims beside this checkout's reports/ (run `make mini` first). Exits non-zero if a
+# verdict flips between supported and contradicted. About as long as `make mini`.
+ISA_DIR ?= ../$(notdir $(CURDIR))-avx2
+ISA_ENV ?= ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 AMAD_CPU_MARCH=haswell
+isa-check: export HF_HUB_OFFLINE := 1
+isa-check: setup
+	test -f reports/claims.csv
+	test -d $(ISA_DIR) || git worktree add --detach $(ISA_DIR) HEAD
+	cd $(ISA_DIR) && export PYTHONPATH=$$PWD && $(abspath $(PY)) -m amad_suite.preset mini && env $(ISA_ENV) dvc repro
+	mkdir -p reports/robustness
+	$(PY) -m amad_suite.compare reports $(ISA_DIR)/reports --out reports/robustness/avx2.md
 
 # How amad_sharp's tau was chosen: on the validation split, never on test, for both captioning setups (mini
 # teachers, seeds 0 and 1); the chosen value goes into configs/presets/mini.yaml by hand. About 15 minutes.

@@ -11,7 +11,7 @@ SIGINT, SIGTERM and SIGHUP on to the child, and exits with the child's status.
 What a fork cannot change, the server must share with the request:
 - the interpreter, the installed packages (the modification times of the site-packages folders) and this file;
 - the environment variables read when a process starts or a package is imported (:data:`START_ENV`: glibc's
-  allocator, OpenMP, MKL, Python's own, CUDA, torch, Hugging Face, tqdm).
+  allocator, OpenMP, MKL, oneDNN, torch's vector kernels, Python's own, CUDA, torch, Hugging Face, tqdm).
 
 A request that differs in any of these goes to another server, keyed by their hash. The server never imports this
 project's modules, so each child runs the code on disk. The child reseeds Python's and NumPy's global generators
@@ -47,8 +47,9 @@ started_warm = False  # whether this process is a server's child (set by delegat
 IDLE_S = 180.0  # a server's life without requests; env AMAD_WARM_IDLE_S overrides it
 POLL_S = 0.2  # how often the server looks for children that ended
 START_ENV = (
-    "MALLOC_", "OMP_", "MKL_", "KMP_", "GOMP_", "OPENBLAS_", "LD_", "PYTHON", "CUDA_", "NVIDIA_", "TORCH",
-    "PYTORCH_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TOKENIZERS_", "TQDM_", "MPL", "HOME", "XDG_",
+    "MALLOC_", "OMP_", "MKL_", "KMP_", "GOMP_", "OPENBLAS_", "ONEDNN_", "DNNL_", "ATEN_", "LD_", "PYTHON", "CUDA_",
+    "NVIDIA_", "TORCH", "PYTORCH_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TOKENIZERS_", "TQDM_", "MPL", "HOME",
+    "XDG_",
 )  # fmt: skip
 PRELOAD = (
     "numpy", "yaml", "torch", "h5py", "PIL.Image", "tokenizers", "transformers", "transformers.modeling_utils",

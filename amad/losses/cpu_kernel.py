@@ -3,7 +3,10 @@
 The first call compiles the C file with the system C compiler (``$CC``, else ``cc``) into a per-user cache:
 ``$AMAD_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/amad/kernels`` (default ``~/.cache/amad/kernels``). The file name
 carries a hash of the source, the flags, the compiler and the CPU's feature flags, because the build uses
-``-march=native``. Compiling takes under a second. It runs on torch's own OpenMP runtime and threads.
+``-march=native``. ``AMAD_CPU_MARCH`` names another target (``haswell`` builds for AVX2 only: with torch's
+``ATEN_CPU_CAPABILITY``, ``MKL_ENABLE_INSTRUCTIONS`` and ``ONEDNN_MAX_CPU_ISA`` it lets one machine round like an
+older CPU; README "What a mini run can and cannot tell you"). Compiling takes under a second. It runs on torch's
+own OpenMP runtime and threads.
 
 Without a working compiler the losses stay on the PyTorch path, which computes the same values (the tests compare
 the two); one log line says so when a loss first falls back. ``AMAD_CPU_KERNEL=0`` picks the PyTorch path on
@@ -29,14 +32,21 @@ from torch import Tensor
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "mixture_kl.c"
-# Tried in order; the later ones serve compilers without OpenMP (single thread) or without -march=native.
-# -fno-trapping-math lets gcc vectorise the selects of the kernel's logarithm (9x slower without it on gcc 12).
-FLAG_SETS = (
-    ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp"),
-    ("-O3", "-fno-trapping-math", "-fopenmp"),
-    ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp-simd"),
-    ("-O3",),
-)
+
+
+def flag_sets() -> tuple[tuple[str, ...], ...]:
+    """Compiler flags, tried in order; the later ones serve compilers without OpenMP (single thread) or without
+    -march. -fno-trapping-math lets gcc vectorise the selects of the kernel's logarithm (9x slower without it on
+    gcc 12)."""
+    march = f"-march={os.environ.get('AMAD_CPU_MARCH') or 'native'}"
+    return (
+        ("-O3", march, "-fno-trapping-math", "-fopenmp"),
+        ("-O3", "-fno-trapping-math", "-fopenmp"),
+        ("-O3", march, "-fno-trapping-math", "-fopenmp-simd"),
+        ("-O3",),
+    )
+
+
 _state: dict[str, object] = {}
 _off = {"depth": 0}
 
@@ -129,7 +139,7 @@ def _build():
     source = SOURCE.read_bytes()
     cache = _cache_dir()
     reasons = []
-    for flags in FLAG_SETS:
+    for flags in flag_sets():
         key = hashlib.sha256(b"\0".join([source, " ".join(flags).encode(), version.encode(), _cpu_id()])).hexdigest()
         target = cache / f"mixture_kl-{key[:20]}.so"
         if not target.exists():

@@ -55,6 +55,25 @@ def allocator_settings() -> dict[str, str] | str:
     return settings or "system"
 
 
+# Settings that make this CPU's kernels round like another CPU's (README "What a mini run can and cannot tell you"):
+# torch's own vector kernels, MKL's matrix products, oneDNN's, and the fused AMAD kernel's build target.
+ISA_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "AMAD_CPU_MARCH")
+
+
+def cpu_description() -> dict[str, Any]:
+    """The CPU model, the vector instruction set torch's kernels use, and any variable that overrides it."""
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), model)
+    except OSError:
+        pass
+    overrides = {key: os.environ[key] for key in ISA_ENV if os.environ.get(key)}
+    return {"model": model, "torch_capability": torch.backends.cpu.get_cpu_capability(), "isa_overrides": overrides}
+
+
 def package_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
@@ -78,6 +97,7 @@ def collect(params: dict[str, Any], seed: int | None, **extra: Any) -> dict[str,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "cpu": cpu_description(),
         "torch_threads": torch.get_num_threads(),
         "allocator": allocator_settings(),
         "cpu_kernel": cpu_kernel.status(),  # the fused AMAD kernel for float32 CPU maps (amad/losses/cpu_kernel.py)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import shutil
 
 import pytest
@@ -169,11 +170,45 @@ def test_the_build_is_cached_per_user(monkeypatch: pytest.MonkeyPatch, tmp_path)
     assert [p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()] == [stamp]
 
 
+@needs_kernel
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="haswell is an x86-64 target")
+def test_amad_cpu_march_builds_for_another_target_with_the_same_values(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    t, s, mask = groups(3, 4, 2, 30, seed=8, masked=True)
+    ref, _ = torch_mixture_kl(t, s, mask, 0.5, False, False)
+    fresh_state(monkeypatch, AMAD_KERNEL_CACHE=str(tmp_path / "cache"), AMAD_CPU_MARCH="haswell")
+    assert cpu_kernel.status() == "compiled"
+    kl, _ = cpu_kernel.mixture_kl(t, s, mask, 0.5, False, False)
+    torch.testing.assert_close(kl, ref)
+    fresh_state(monkeypatch, AMAD_CPU_MARCH="native")
+    assert cpu_kernel.status() == "compiled"
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # one build per target
+
+
+@needs_kernel
+def test_an_unknown_amad_cpu_march_falls_back_to_a_build_without_it(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    fresh_state(monkeypatch, AMAD_KERNEL_CACHE=str(tmp_path / "cache"), AMAD_CPU_MARCH="no-such-cpu")
+    assert cpu_kernel.status() == "compiled"
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
 def test_run_info_records_the_kernel_status(monkeypatch: pytest.MonkeyPatch) -> None:
     from amad_suite.training.run_info import collect
 
     fresh_state(monkeypatch, AMAD_CPU_KERNEL="0")
     assert collect({}, 0)["cpu_kernel"] == "disabled"
+
+
+def test_run_info_records_the_cpu_and_what_overrides_its_instruction_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from amad_suite.training.run_info import collect
+
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    monkeypatch.setenv("AMAD_CPU_MARCH", "haswell")
+    cpu = collect({}, 0)["cpu"]
+    assert cpu["isa_overrides"] == {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "AMAD_CPU_MARCH": "haswell"}
+    assert cpu["torch_capability"] == torch.backends.cpu.get_cpu_capability() and cpu["model"]
 
 
 def test_disabled_block_switches_to_the_torch_path() -> None:
