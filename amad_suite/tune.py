@@ -29,7 +29,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from amad.errors import ConfigError
+from amad.errors import ConfigError, DataError
 from amad_suite.cli import OneLineParser, run_stage
 from amad_suite.config import load_params, parse_setup, section
 
@@ -126,10 +126,18 @@ def tune(
             record, _ = evaluate_model(
                 model, ecfg, setup, method, seed, layout, preset=trial["preset"], meteor=meteor, sets=val
             )
-            metric = record.metrics.get(record.headline)
-            rows.append({"value": value, "seed": seed, "headline": record.headline, "val_metric": metric})
-            log.info("%s %s %s=%s s%d: validation %s %.3f", setup, method, name, value, seed, record.headline, metric)
+            headline = validation_headline(record.headline)
+            metric = record.metrics.get(headline)
+            if metric is None:
+                raise DataError(f"{setup} {name}={value} s{seed}: the validation split gave no {headline}")
+            rows.append({"value": value, "seed": seed, "headline": headline, "val_metric": metric})
+            log.info("%s %s %s=%s s%d: validation %s %.3f", setup, method, name, value, seed, headline, metric)
     return rows
+
+
+def validation_headline(headline: str) -> str:
+    """The headline's key on the validation split: a per-set metric (``BLEU/test2016``) becomes ``BLEU/val``."""
+    return f"{headline.split('/')[0]}/val" if "/" in headline else headline
 
 
 def best(rows: list[dict[str, Any]]) -> tuple[Any, float]:

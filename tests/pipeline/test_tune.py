@@ -3,7 +3,7 @@
 import pytest
 
 from amad.errors import ConfigError
-from amad_suite.tune import best, parse_value, with_option, with_param
+from amad_suite.tune import best, parse_value, validation_headline, with_option, with_param
 
 PARAMS = {"distill": {"methods": {"amad": {"amad_kl": {"weight": "auto", "tau": 1.0}}}}}
 
@@ -50,3 +50,8 @@ def test_with_param_needs_an_existing_section():
         with_param(params, "student.setups.blip-captoin.train.max_steps", 450)
     with pytest.raises(ConfigError, match="is not a section"):
         with_param({"a": {"b": 1}}, "a.b.c", 2)
+
+
+def test_a_per_set_headline_is_read_from_the_validation_split():
+    assert validation_headline("BLEU/test2016") == "BLEU/val"
+    assert validation_headline("CIDEr") == "CIDEr" and validation_headline("accuracy") == "accuracy"
