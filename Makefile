@@ -82,7 +82,7 @@ tune: setup
 		--param student.setups.vlt5-translation.train.max_steps --values 150 300 --seeds 0 1 2 3 \
 		--out reports/tuning/vlt5-translation-none-steps.csv
 	$(PY) -m amad_suite.tune --setup vlt5-vqa --method teacher --param teacher.setups.vlt5-vqa.train.max_steps \
-		--values 1000 1500 2000 3000 --out reports/tuning/vlt5-vqa-teacher-steps.csv
+		--values 1000 1500 2000 3000 --within 1 --out reports/tuning/vlt5-vqa-teacher-steps.csv
 
 # The paper run in miniature over loopback (amad_suite.rehearsal): a throwaway copy of this checkout on the rehearsal
 # preset, every manifest file served on 127.0.0.1, `dvc repro` twice with checks. Also `pytest -k rehearsal`.

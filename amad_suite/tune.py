@@ -95,7 +95,7 @@ def tune(
     from amad_suite.pipeline import params as P
     from amad_suite.pipeline.eval_stages import evaluate_model
     from amad_suite.pipeline.layout import DataLayout
-    from amad_suite.pipeline.train_stages import run_distill, run_teacher
+    from amad_suite.pipeline.train_stages import run_distill
 
     _, task = parse_setup(setup)
     if not values or not seeds:
@@ -113,7 +113,7 @@ def tune(
         P.validate_all(trial)  # a value the method rejects (tau=0) fails here, before any training
         out = Path(work_dir) / f"{setup}-{method}-{name}={value}"
         if method == TEACHER:
-            run_teacher(trial, setup, data_root, str(out))
+            _train_teacher_once(trial, setup, data_root, out)
             runs = {P.data_seed(trial): out / "model"}  # the teacher stage seeds with the data seed
         else:
             run_distill(trial, setup, method, "seeds", data_root, teacher_dir, str(out))
@@ -135,17 +135,37 @@ def tune(
     return rows
 
 
+def _train_teacher_once(params: dict[str, Any], setup: str, data_root: str, out: Path) -> None:
+    """Train the teacher into ``out`` unless a finished run there was trained with the same teacher params."""
+    import json
+
+    from amad.atomic import write_json
+    from amad_suite.pipeline import params as P
+    from amad_suite.pipeline.train_stages import run_teacher
+
+    stamp = out / "tune_params.json"
+    declared = json.loads(json.dumps(P.declared(params, "teacher", setup=setup)))
+    if stamp.exists() and (out / "model").is_dir() and json.loads(stamp.read_text()) == declared:
+        log.info("%s teacher in %s: finished with these params; kept", setup, out)
+        return
+    stamp.unlink(missing_ok=True)
+    run_teacher(params, setup, data_root, str(out))
+    write_json(stamp, declared)
+
+
 def validation_headline(headline: str) -> str:
     """The headline's key on the validation split: a per-set metric (``BLEU/test2016``) becomes ``BLEU/val``."""
     return f"{headline.split('/')[0]}/val" if "/" in headline else headline
 
 
-def best(rows: list[dict[str, Any]]) -> tuple[Any, float]:
-    """The value with the highest mean validation metric over its seeds (ties: the first listed)."""
+def best(rows: list[dict[str, Any]], within: float = 0.0) -> tuple[Any, float]:
+    """The first listed value whose mean validation metric over its seeds is within ``within`` of the highest mean
+    (0: the highest, ties to the first listed); list values cheapest first to get the cheapest near the best."""
     means: dict[Any, list[float]] = {}
     for row in rows:
         means.setdefault(row["value"], []).append(row["val_metric"])
-    value = max(means, key=lambda v: statistics.fmean(means[v]))
+    top = max(statistics.fmean(v) for v in means.values())
+    value = next(v for v in means if statistics.fmean(means[v]) >= top - within)
     return value, statistics.fmean(means[value])
 
 
@@ -170,6 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     what.add_argument("--param", help="a dotted key of params.yaml, e.g. student.setups.blip-caption.train.max_steps")
     parser.add_argument("--values", nargs="+", required=True)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument(
+        "--within", type=float, default=0.0, help="choose the first listed value within this of the best mean"
+    )
     parser.add_argument("--data", default="data")
     parser.add_argument("--teacher", help="teacher folder (default results/teachers/<setup>)")
     parser.add_argument("--work", default="results/tune", help="where the tuning students are kept")
@@ -188,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         params, args.setup, args.method, args.option, values, args.seeds,
         data_root=args.data, teacher_dir=args.teacher, work_dir=args.work, param=args.param,
     )  # fmt: skip
-    value, mean = best(rows)
+    value, mean = best(rows, args.within)
     name = args.param or args.option
     header = {
         "setup": args.setup,
@@ -196,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         "option": name,
         "preset": params["preset"],
         "split": "validation",
-        "chosen": f"{value} (mean {rows[0]['headline']} {mean:.3f} over seeds {args.seeds})",
+        "chosen": f"{value} (mean {rows[0]['headline']} {mean:.3f} over seeds {args.seeds})"
+        + (f"; the first listed within {args.within:g} of the best mean" if args.within else ""),
     }
     write_csv(Path(args.out), rows, header)
     print(f"{args.setup} {args.method}: {name}={value} has the best mean validation {rows[0]['headline']} "

@@ -55,3 +55,12 @@ def test_with_param_needs_an_existing_section():
 def test_a_per_set_headline_is_read_from_the_validation_split():
     assert validation_headline("BLEU/test2016") == "BLEU/val"
     assert validation_headline("CIDEr") == "CIDEr" and validation_headline("accuracy") == "accuracy"
+
+
+def test_best_within_a_margin_takes_the_first_listed_value_near_the_best():
+    rows = [
+        {"value": v, "seed": 0, "val_metric": m} for v, m in ((1000, 83.2), (1500, 87.8), (2000, 87.8), (3000, 88.7))
+    ]
+    assert best(rows) == (3000, 88.7)
+    assert best(rows, within=1.0) == (1500, 87.8)
+    assert best(rows, within=0.5) == (3000, 88.7)

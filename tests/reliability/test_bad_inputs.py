@@ -121,8 +121,12 @@ def test_tuning_the_teacher_trains_it_as_the_teacher_stage_would(ws: Workspace, 
     rows = [line.split(",") for line in out.read_text().splitlines() if not line.startswith("#")]
     assert rows[0] == ["value", "seed", "headline", "val_metric"] and len(rows) == 2 and rows[1][0] == "3"
     assert 0 <= float(rows[1][3]) <= 100
-    info = (work / f"vlt5-vqa-teacher-{key}=3" / "run_info.json").read_text()
+    info_file = work / f"vlt5-vqa-teacher-{key}=3" / "run_info.json"
+    info, stamp = info_file.read_text(), info_file.stat().st_mtime_ns
     assert '"max_steps": 3' in info and '"stage": "teacher"' in info
+    code, stderr = ws.run([*argv, "--values", "3", "--within", "1", "--work", str(work), "--out", str(out)], capfd)
+    assert code == 0 and info_file.stat().st_mtime_ns == stamp  # a finished teacher with the same params is kept
+    assert "the first listed within 1 of the best mean" in out.read_text()
     student_key = "student.setups.vlt5-vqa.train.max_steps"
     code, stderr = ws.run([*argv[:-1], student_key, "--values", "3", "--work", str(work), "--out", str(out)], capfd)
     assert code == 2 and "--method teacher tunes a teacher setting" in stderr, stderr[-500:]
