@@ -12,11 +12,11 @@
 Run it in a repository whose teachers are trained (``dvc repro teacher@<setup>``). For every value it distils a
 student exactly as the distill stage would (the same params, with only ``distill.methods.<method>.<option>``
 changed), scores it on the task's validation split, and writes one CSV row per value and seed plus a line naming the
-value with the best mean headline metric. ``--method teacher`` trains and scores the setup's teacher instead, as the
-teacher stage would (one run per value, with the data seed; ``--param`` must be a ``teacher.`` key). The students
-live under ``--work`` (default ``results/tune``) and are
-kept, so a rerun with more values trains only the new ones. Copy the chosen value into params.yaml yourself: the
-choice is a decision a person signs, and the CSV is its evidence.
+value with the best mean headline metric (``--within X``: the first listed value within X of it). ``--method teacher``
+trains and scores the setup's teacher instead, as the teacher stage would (one run per value, with the data seed, so
+``--seeds`` does not apply; ``--param`` must be a ``teacher.`` key). The runs live under ``--work`` (default
+``results/tune``) and are kept, so a rerun with more values trains only the new ones. Copy the chosen value into
+params.yaml yourself: the choice is a decision a person signs, and the CSV is its evidence.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from amad_suite.cli import OneLineParser, run_stage
 from amad_suite.config import load_params, parse_setup, section
 
 log = logging.getLogger(__name__)
-TEACHER = "teacher"  # --method teacher: tune a setting of the teacher stage
+# --method teacher tunes a teacher setting: pipeline.params.TEACHER, which no distill method may take (not imported
+# here, so that the script reaches its warm start before torch is imported)
+TEACHER = "teacher"
 
 
 def with_option(params: dict[str, Any], method: str, option: str, value: Any) -> dict[str, Any]:
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         "option": name,
         "preset": params["preset"],
         "split": "validation",
-        "chosen": f"{value} (mean {rows[0]['headline']} {mean:.3f} over seeds {args.seeds})"
+        "chosen": f"{value} (mean {rows[0]['headline']} {mean:.3f} over seeds {sorted({r['seed'] for r in rows})})"
         + (f"; the first listed within {args.within:g} of the best mean" if args.within else ""),
     }
     write_csv(Path(args.out), rows, header)

@@ -64,3 +64,10 @@ def test_best_within_a_margin_takes_the_first_listed_value_near_the_best():
     assert best(rows) == (3000, 88.7)
     assert best(rows, within=1.0) == (1500, 87.8)
     assert best(rows, within=0.5) == (3000, 88.7)
+
+
+def test_the_teacher_pseudo_method_is_the_name_no_distill_method_may_take():
+    from amad_suite import tune
+    from amad_suite.pipeline import params
+
+    assert tune.TEACHER == params.TEACHER and params.TEACHER in params.RESERVED_METHODS
