@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     from amad_suite.reporting import compare as C
 
     runs = [report_dir(args.a), report_dir(args.b)]
-    claims = [C.read_csv(r / "claims.csv", [*C.KEY, "metric", "delta", "ci_low", "ci_high", "verdict"]) for r in runs]
-    quals = [C.read_csv(r / "tables" / "qualification.csv", [*C.SETUP, "qualifies", "failed"]) for r in runs]
+    claims = [C.read_csv(r / "claims.csv", C.CLAIM_COLUMNS) for r in runs]
+    quals = [C.read_csv(r / "tables" / "qualification.csv", C.QUALIFICATION_COLUMNS) for r in runs]
     table = C.compare_claims(*claims)
     text = C.markdown(table, C.compare_qualification(*quals), args.a, args.b)
     print(text, end="")

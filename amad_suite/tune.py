@@ -97,7 +97,7 @@ def tune(
     from amad_suite.pipeline import params as P
     from amad_suite.pipeline.eval_stages import evaluate_model
     from amad_suite.pipeline.layout import DataLayout
-    from amad_suite.pipeline.train_stages import run_distill
+    from amad_suite.pipeline.train_stages import run_distill, run_teacher
 
     _, task = parse_setup(setup)
     if not values or not seeds:
@@ -115,7 +115,7 @@ def tune(
         P.validate_all(trial)  # a value the method rejects (tau=0) fails here, before any training
         out = Path(work_dir) / f"{setup}-{method}-{name}={value}"
         if method == TEACHER:
-            _train_teacher_once(trial, setup, data_root, out)
+            run_teacher(trial, setup, data_root, str(out))  # keeps a finished teacher with the same params
             runs = {P.data_seed(trial): out / "model"}  # the teacher stage seeds with the data seed
         else:
             run_distill(trial, setup, method, "seeds", data_root, teacher_dir, str(out))
@@ -135,24 +135,6 @@ def tune(
             rows.append({"value": value, "seed": seed, "headline": headline, "val_metric": metric})
             log.info("%s %s %s=%s s%d: validation %s %.3f", setup, method, name, value, seed, headline, metric)
     return rows
-
-
-def _train_teacher_once(params: dict[str, Any], setup: str, data_root: str, out: Path) -> None:
-    """Train the teacher into ``out`` unless a finished run there was trained with the same teacher params."""
-    import json
-
-    from amad.atomic import write_json
-    from amad_suite.pipeline import params as P
-    from amad_suite.pipeline.train_stages import run_teacher
-
-    stamp = out / "tune_params.json"
-    declared = json.loads(json.dumps(P.declared(params, "teacher", setup=setup)))
-    if stamp.exists() and (out / "model").is_dir() and json.loads(stamp.read_text()) == declared:
-        log.info("%s teacher in %s: finished with these params; kept", setup, out)
-        return
-    stamp.unlink(missing_ok=True)
-    run_teacher(params, setup, data_root, str(out))
-    write_json(stamp, declared)
 
 
 def validation_headline(headline: str) -> str:
@@ -225,8 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         + (f"; the first listed within {args.within:g} of the best mean" if args.within else ""),
     }
     write_csv(Path(args.out), rows, header)
-    print(f"{args.setup} {args.method}: {name}={value} has the best mean validation {rows[0]['headline']} "
-          f"({mean:.3f}); written {args.out}")  # fmt: skip
+    print(f"{args.setup} {args.method}: {name}={header['chosen']}; written {args.out}")
 
 
 if __name__ == "__main__":

@@ -128,7 +128,10 @@ def _train_and_save(
 
 
 def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, progress: bool = True) -> None:
-    """Train the teacher; the evaluate_teacher stage scores it, so evaluation params never retrain a teacher."""
+    """Train the teacher; the evaluate_teacher stage scores it, so evaluation params never retrain a teacher.
+
+    A finished teacher in ``out_dir`` with the same fingerprint (params, seed, training data) is kept as it is, as a
+    distilled seed is (``dvc repro`` removes a stage's outputs first, so this serves direct reruns such as tune's)."""
     family, task = parse_setup(setup)
     params = P.declared(params, "teacher", setup=setup)
     cfg, train_cfg = P.teacher_setup(params, setup)
@@ -136,10 +139,13 @@ def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, progress
     layout, out = DataLayout(Path(data_root), scale), Path(out_dir)
     visual = E.visual_store(layout, family, task)
     examples = E.train_examples(layout, task)
-    seed_everything(seed)
-    model = S.build_teacher(params, setup, layout, visual)
     record = {"stage": "teacher", "setup": setup, "teacher": dataclasses.asdict(cfg)}
     record["train"] = train_cfg.record()
+    if _finished(out, record, seed, examples):
+        log.info("teacher %s: finished with these params; kept", setup)
+        return
+    seed_everything(seed)
+    model = S.build_teacher(params, setup, layout, visual)
     result = _train_and_save(
         model,
         layout,
@@ -158,7 +164,10 @@ def run_teacher(params: dict, setup: str, data_root: str, out_dir: str, progress
     if result is None:
         return
     load_report = model.init_report or {"init": "random"}
-    info = collect(record, seed, steps=result.steps, train_seconds=result.seconds, load_report=load_report)
+    info = collect(
+        record, seed, steps=result.steps, train_seconds=result.seconds, load_report=load_report,
+        fingerprint=_fingerprint(record, seed, examples),
+    )  # fmt: skip
     if result.selection is not None:
         info["selection"] = result.selection
     write_json(out / "run_info.json", info)

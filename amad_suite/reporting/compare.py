@@ -21,7 +21,9 @@ import pandas as pd
 from amad.errors import DataError
 
 KEY = ["claim", "family", "task", "comparison", "teacher_heads", "student_heads"]
+CLAIM_COLUMNS = [*KEY, "metric", "delta", "ci_low", "ci_high", "verdict"]  # what the comparison reads of claims.csv
 SETUP = ["family", "task", "student_heads"]
+QUALIFICATION_COLUMNS = [*SETUP, "qualifies", "failed"]  # ... and of tables/qualification.csv
 DECIDED = {"supported", "contradicted"}
 
 
@@ -55,8 +57,7 @@ def change(a: object, b: object) -> str:
 
 def compare_claims(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     """One row per claim row of either run: both Δ with their intervals, the verdicts and their :func:`change`."""
-    cols = [*KEY, "metric", "delta", "ci_low", "ci_high", "verdict"]
-    both = a[cols].merge(b[cols], on=[*KEY, "metric"], how="outer", suffixes=("_a", "_b"))
+    both = a[CLAIM_COLUMNS].merge(b[CLAIM_COLUMNS], on=[*KEY, "metric"], how="outer", suffixes=("_a", "_b"))
     both["delta_moved"] = both["delta_b"] - both["delta_a"]
     both["change"] = [change(x, y) for x, y in zip(both["verdict_a"], both["verdict_b"], strict=True)]
     return both.sort_values(["family", "task", "claim", "comparison"], kind="stable").reset_index(drop=True)
@@ -64,8 +65,7 @@ def compare_claims(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
 def compare_qualification(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     """One row per setup of either run: whether it qualified in each, and the check it failed."""
-    cols = [*SETUP, "qualifies", "failed"]
-    both = a[cols].merge(b[cols], on=SETUP, how="outer", suffixes=("_a", "_b"))
+    both = a[QUALIFICATION_COLUMNS].merge(b[QUALIFICATION_COLUMNS], on=SETUP, how="outer", suffixes=("_a", "_b"))
     both["same"] = both["qualifies_a"] == both["qualifies_b"]
     return both.sort_values(SETUP, kind="stable").reset_index(drop=True)
 

@@ -12,7 +12,7 @@ import pytest
 from amad.errors import DataError
 from amad_suite.reporting import compare as C
 
-CLAIM_COLUMNS = [*C.KEY, "metric", "delta", "ci_low", "ci_high", "verdict"]
+CLAIM_COLUMNS = C.CLAIM_COLUMNS
 
 
 def claims(*rows: tuple[str, str, float, float, float, str]) -> pd.DataFrame:
@@ -55,7 +55,7 @@ def write_run(root: Path, rows: pd.DataFrame, qualifies: bool = True) -> Path:
     rows.to_csv(root / "claims.csv", index=False)
     pd.DataFrame(
         [("blip", "caption", 4, qualifies, "" if qualifies else "teacher does not beat the no-KD student")],
-        columns=[*C.SETUP, "qualifies", "failed"],
+        columns=C.QUALIFICATION_COLUMNS,
     ).to_csv(root / "tables" / "qualification.csv", index=False)
     return root
 
